@@ -1,0 +1,415 @@
+/*
+ * Configuration: defaults, MUON_* environment overrides and endpoint
+ * parsing. Everything a user can type is checked here with an error that
+ * names the field or variable.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/muoni.h"
+
+#define MIB (1024u * 1024u)
+
+void muoni_config_defaults(muon_ctx_config_t *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
+	cfg->name = "muon";
+	cfg->transport = "auto";
+	cfg->ring_size = 8 * MIB;
+	cfg->send_log_size = 8 * MIB;
+	cfg->max_msg_size = 64 * 1024;
+	cfg->heartbeat_ms = 1000;
+	cfg->peer_timeout_ms = 10000;
+	cfg->reconnect_ms = 100;
+	cfg->linger_ms = 2000;
+	cfg->log_level = MUON_LOG_WARN;
+	cfg->shm_dir = "/dev/shm";
+}
+
+int muoni_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || isspace((unsigned char)*s))
+		return MUONI_ERR(MUON_ECONFIG, "'%s' is not a number",
+				 s ? s : "");
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return MUONI_ERR(MUON_ECONFIG, "'%s' is not a number in "
+				 "[%u, %u]", s, min, max);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* Sizes accept a K, M or G suffix (binary). */
+int muoni_parse_size(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long long v, mul = 1;
+
+	if (!s || !*s || !isdigit((unsigned char)*s))
+		return MUONI_ERR(MUON_ECONFIG, "'%s' is not a size",
+				 s ? s : "");
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end == 'k' || *end == 'K')
+		mul = 1024, end++;
+	else if (*end == 'm' || *end == 'M')
+		mul = 1024 * 1024, end++;
+	else if (*end == 'g' || *end == 'G')
+		mul = 1024ull * 1024 * 1024, end++;
+	if (errno || *end || v > UINT32_MAX / mul)
+		return MUONI_ERR(MUON_ECONFIG, "'%s' is not a size below 4G",
+				 s);
+	*out = (uint32_t)(v * mul);
+	return 0;
+}
+
+static int name_char_ok(char ch)
+{
+	return isalnum((unsigned char)ch) || ch == '.' || ch == '_' ||
+	       ch == '-';
+}
+
+int muoni_endpoint_parse(const char *s, size_t n, struct muoni_endpoint *ep)
+{
+	const char *p, *colon;
+	size_t i, hl;
+	char portbuf[8];
+	uint32_t port;
+
+	memset(ep, 0, sizeof(*ep));
+	if (n >= MUONI_EP_TEXT)
+		return MUONI_ERR(MUON_ECONFIG, "endpoint '%.*s...' too long",
+				 40, s);
+	if (n > 6 && !strncmp(s, "shm://", 6)) {
+		p = s + 6;
+		n -= 6;
+		if (n == 0 || n > MUONI_SHM_NAME_MAX)
+			return MUONI_ERR(MUON_ECONFIG, "shm endpoint name must "
+					 "be 1 to %d characters",
+					 MUONI_SHM_NAME_MAX);
+		for (i = 0; i < n; i++)
+			if (!name_char_ok(p[i]))
+				return MUONI_ERR(MUON_ECONFIG, "shm endpoint "
+						 "'%.*s': only [A-Za-z0-9._-] "
+						 "allowed", (int)n, p);
+		ep->kind = MUONI_EP_SHM;
+		memcpy(ep->name, p, n);
+		snprintf(ep->text, sizeof(ep->text), "shm://%s", ep->name);
+		return 0;
+	}
+	if (n > 6 && !strncmp(s, "tcp://", 6)) {
+		p = s + 6;
+		n -= 6;
+		if (*p == '[') {
+			const char *rb = memchr(p, ']', n);
+			if (!rb || rb + 1 >= p + n || rb[1] != ':')
+				return MUONI_ERR(MUON_ECONFIG, "tcp endpoint "
+						 "'%.*s': want [IPv6]:PORT",
+						 (int)n, p);
+			hl = (size_t)(rb - p - 1);
+			colon = rb + 1;
+			p++;
+		} else {
+			colon = NULL;
+			for (i = n; i > 0; i--)
+				if (p[i - 1] == ':') {
+					colon = p + i - 1;
+					break;
+				}
+			if (!colon)
+				return MUONI_ERR(MUON_ECONFIG, "tcp endpoint "
+						 "'%.*s' has no :PORT",
+						 (int)n, p);
+			hl = (size_t)(colon - p);
+			if (memchr(p, ':', hl))
+				return MUONI_ERR(MUON_ECONFIG, "tcp endpoint "
+						 "'%.*s': put IPv6 addresses "
+						 "in brackets", (int)n, p);
+		}
+		if (hl == 0 || hl >= sizeof(ep->host))
+			return MUONI_ERR(MUON_ECONFIG, "tcp endpoint: host "
+					 "length %zu out of range", hl);
+		i = (size_t)(s + 6 + n - colon - 1);
+		if (i == 0 || i >= sizeof(portbuf))
+			return MUONI_ERR(MUON_ECONFIG, "tcp endpoint '%.*s': "
+					 "bad port", (int)n, s + 6);
+		memcpy(portbuf, colon + 1, i);
+		portbuf[i] = '\0';
+		if (muoni_parse_u32(portbuf, 0, 65535, &port))
+			return muoni_err_push(MUON_ECONFIG, "tcp endpoint "
+					      "'%.*s' port", (int)n, s + 6);
+		memcpy(ep->host, p, hl);
+		ep->host[hl] = '\0';
+		for (i = 0; i < hl; i++)
+			if (!isalnum((unsigned char)ep->host[i]) &&
+			    !strchr(".-_:%", ep->host[i]))
+				return MUONI_ERR(MUON_ECONFIG, "tcp endpoint "
+						 "host '%s' has a bad "
+						 "character", ep->host);
+		ep->kind = MUONI_EP_TCP;
+		ep->port = (uint16_t)port;
+		snprintf(ep->text, sizeof(ep->text),
+			 strchr(ep->host, ':') ? "tcp://[%s]:%u" : "tcp://%s:%u",
+			 ep->host, port);
+		return 0;
+	}
+	return MUONI_ERR(MUON_ECONFIG, "endpoint '%.*s': scheme must be "
+			 "tcp:// or shm://", (int)n, s);
+}
+
+int muoni_endpoints_parse(const char *list, struct muoni_endpoint **out,
+			  unsigned *n)
+{
+	struct muoni_endpoint *eps = NULL;
+	unsigned cnt = 0, cap = 0;
+	const char *p = list;
+
+	*out = NULL;
+	*n = 0;
+	if (!list)
+		return 0;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		int rc;
+
+		while (len && isspace((unsigned char)*p))
+			p++, len--;
+		while (len && isspace((unsigned char)p[len - 1]))
+			len--;
+		if (len) {
+			if (cnt == cap) {
+				void *nb;
+				cap = cap ? cap * 2 : 4;
+				if (cap > 256) {
+					free(eps);
+					return MUONI_ERR(MUON_ECONFIG, "more "
+							 "than 256 endpoints");
+				}
+				nb = realloc(eps, cap * sizeof(*eps));
+				if (!nb) {
+					free(eps);
+					return MUONI_ERR(MUON_ENOMEM,
+							 "endpoint list");
+				}
+				eps = nb;
+			}
+			rc = muoni_endpoint_parse(p, len, &eps[cnt]);
+			if (rc) {
+				free(eps);
+				return rc;
+			}
+			cnt++;
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	*out = eps;
+	*n = cnt;
+	return 0;
+}
+
+static int is_pow2(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+struct env_num {
+	const char *var;
+	uint32_t *dst;
+	int is_size;
+	uint32_t min, max;
+};
+
+static int apply_env(muon_ctx_config_t *c, const char **ctx_id_s,
+		     const char **level_s)
+{
+	struct env_num nums[] = {
+		{"MUON_RING_SIZE", &c->ring_size, 1, 0, 0},
+		{"MUON_SEND_LOG_SIZE", &c->send_log_size, 1, 0, 0},
+		{"MUON_MAX_MSG_SIZE", &c->max_msg_size, 1, 0, 0},
+		{"MUON_HEARTBEAT_MS", &c->heartbeat_ms, 0, 1, 3600000},
+		{"MUON_PEER_TIMEOUT_MS", &c->peer_timeout_ms, 0, 1, 86400000},
+		{"MUON_RECONNECT_MS", &c->reconnect_ms, 0, 1, 3600000},
+		{"MUON_LINGER_MS", &c->linger_ms, 0, 0, 3600000},
+	};
+	const char *v;
+	size_t i;
+
+	if ((v = getenv("MUON_NAME")))
+		c->name = v;
+	if ((v = getenv("MUON_LISTEN")))
+		c->listen = v;
+	if ((v = getenv("MUON_PEERS")))
+		c->peers = v;
+	if ((v = getenv("MUON_TRANSPORT")))
+		c->transport = v;
+	if ((v = getenv("MUON_SHM_DIR")))
+		c->shm_dir = v;
+	if ((v = getenv("MUON_CTX_ID")))
+		*ctx_id_s = v;
+	if ((v = getenv("MUON_LOG_LEVEL")))
+		*level_s = v;
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		int rc;
+
+		v = getenv(nums[i].var);
+		if (!v)
+			continue;
+		rc = nums[i].is_size
+			     ? muoni_parse_size(v, nums[i].dst)
+			     : muoni_parse_u32(v, nums[i].min, nums[i].max,
+					       nums[i].dst);
+		if (rc)
+			return muoni_err_push(rc, "environment %s",
+					      nums[i].var);
+	}
+	return 0;
+}
+
+static int parse_level(const char *s, muon_log_level_t *out)
+{
+	static const char *const names[] = {"none", "error", "warn", "info",
+					    "debug"};
+	unsigned i;
+
+	for (i = 0; i < 5; i++)
+		if (!strcasecmp(s, names[i])) {
+			*out = (muon_log_level_t)i;
+			return 0;
+		}
+	return MUONI_ERR(MUON_ECONFIG, "log level '%s': want none, error, "
+			 "warn, info or debug", s);
+}
+
+static int parse_transport(const char *s, int *out)
+{
+	if (!s || !strcmp(s, "auto") || !*s)
+		*out = 0;
+	else if (!strcmp(s, "shm"))
+		*out = MUONI_EP_SHM;
+	else if (!strcmp(s, "tcp"))
+		*out = MUONI_EP_TCP;
+	else if (!strcmp(s, "verbs"))
+		return MUONI_ERR(MUON_EUNSUPPORTED, "transport 'verbs' is not "
+				 "built into this version of muon");
+	else
+		return MUONI_ERR(MUON_ECONFIG, "transport '%s': want auto, shm "
+				 "or tcp", s);
+	return 0;
+}
+
+static int check_sizes(const muon_ctx_config_t *c)
+{
+	if (!is_pow2(c->ring_size) || c->ring_size < 64 * 1024)
+		return MUONI_ERR(MUON_ECONFIG, "ring_size %u: want a power of "
+				 "two of at least 64 KiB", c->ring_size);
+	if (!is_pow2(c->send_log_size) || c->send_log_size < 4096)
+		return MUONI_ERR(MUON_ECONFIG, "send_log_size %u: want a power "
+				 "of two of at least 4 KiB", c->send_log_size);
+	if (c->max_msg_size > c->ring_size / 4)
+		return MUONI_ERR(MUON_ECONFIG, "max_msg_size %u above a "
+				 "quarter of ring_size %u", c->max_msg_size,
+				 c->ring_size);
+	if (c->max_msg_size > c->send_log_size / 4)
+		return MUONI_ERR(MUON_ECONFIG, "max_msg_size %u above a "
+				 "quarter of send_log_size %u",
+				 c->max_msg_size, c->send_log_size);
+	if (c->heartbeat_ms == 0 || c->peer_timeout_ms <= c->heartbeat_ms)
+		return MUONI_ERR(MUON_ECONFIG, "peer_timeout_ms %u must exceed "
+				 "heartbeat_ms %u (> 0)", c->peer_timeout_ms,
+				 c->heartbeat_ms);
+	if (c->reconnect_ms == 0)
+		return MUONI_ERR(MUON_ECONFIG, "reconnect_ms must be > 0");
+	return 0;
+}
+
+int muoni_config_resolve(const muon_ctx_config_t *in, struct muoni_config *out)
+{
+	muon_ctx_config_t c;
+	const char *ctx_id_s = NULL, *level_s = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	muoni_config_defaults(&c);
+	if (in) {
+		/* Take what the caller's (possibly older) struct has. */
+		size_t n = in->size < sizeof(c) ? in->size : sizeof(c);
+		if (in->size < offsetof(muon_ctx_config_t, name))
+			return MUONI_ERR(MUON_EINVAL, "config size %zu too "
+					 "small: call muon_ctx_config_init()",
+					 in->size);
+		memcpy(&c, in, n);
+		c.size = sizeof(c);
+	}
+	if (!(in && in->ignore_env)) {
+		rc = apply_env(&c, &ctx_id_s, &level_s);
+		if (rc)
+			return rc;
+	}
+	rc = check_sizes(&c);
+	if (rc)
+		return rc;
+	if (c.log_level > MUON_LOG_DEBUG)
+		return MUONI_ERR(MUON_ECONFIG, "log_level %d out of range",
+				 (int)c.log_level);
+	out->log_level = c.log_level;
+	if (level_s && (rc = parse_level(level_s, &out->log_level)))
+		return muoni_err_push(rc, "environment MUON_LOG_LEVEL");
+	if (ctx_id_s) {
+		char *end;
+		errno = 0;
+		out->ctx_id = strtoull(ctx_id_s, &end, 0);
+		if (errno || *end || !out->ctx_id)
+			return MUONI_ERR(MUON_ECONFIG, "environment "
+					 "MUON_CTX_ID '%s' is not a nonzero "
+					 "integer", ctx_id_s);
+	} else {
+		out->ctx_id = c.ctx_id;
+	}
+	rc = parse_transport(c.transport, &out->transport);
+	if (rc)
+		return rc;
+	if (!c.name || !*c.name)
+		c.name = "muon";
+	snprintf(out->name, sizeof(out->name), "%s", c.name);
+	if (!c.shm_dir || !*c.shm_dir || strlen(c.shm_dir) > 200)
+		return MUONI_ERR(MUON_ECONFIG, "shm_dir must be a path of 1 "
+				 "to 200 characters");
+	snprintf(out->shm_dir, sizeof(out->shm_dir), "%s", c.shm_dir);
+	out->ring_size = c.ring_size;
+	out->send_log_size = c.send_log_size;
+	out->max_msg_size = c.max_msg_size;
+	out->heartbeat_ms = c.heartbeat_ms;
+	out->peer_timeout_ms = c.peer_timeout_ms;
+	out->reconnect_ms = c.reconnect_ms;
+	out->linger_ms = c.linger_ms;
+	out->log_fn = c.log_fn;
+	out->log_arg = c.log_arg;
+	rc = muoni_endpoints_parse(c.listen, &out->listen, &out->n_listen);
+	if (rc)
+		return muoni_err_push(rc, "listen");
+	rc = muoni_endpoints_parse(c.peers, &out->peers, &out->n_peers);
+	if (rc) {
+		muoni_config_fini(out);
+		return muoni_err_push(rc, "peers");
+	}
+	return 0;
+}
+
+void muoni_config_fini(struct muoni_config *c)
+{
+	free(c->listen);
+	free(c->peers);
+	c->listen = NULL;
+	c->peers = NULL;
+}

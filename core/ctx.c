@@ -1,0 +1,406 @@
+/*
+ * Contexts: the epoll set behind muon_ctx_fd(), the poll duty cycle, the
+ * control plane (accepts, control messages, timers, reconnects to static
+ * peers) and deferred freeing of what died during a poll.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "core/muoni.h"
+#include "transport/shm/shm.h"
+
+const struct muoni_transport_ops *muoni_transport_for(int kind)
+{
+	switch (kind) {
+	case MUONI_EP_SHM:
+		return &muoni_shm_ops;
+	case MUONI_EP_TCP:
+		return &muoni_tcp_ops;
+	default:
+		return NULL;
+	}
+}
+
+int muoni_ctx_fd_add(struct muon_ctx *ctx, struct muoni_fdh *h,
+		     uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = h};
+
+	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, h->fd, &ev))
+		return MUONI_ERR_ERRNO("epoll_ctl add fd %d", h->fd);
+	return 0;
+}
+
+int muoni_ctx_fd_mod(struct muon_ctx *ctx, struct muoni_fdh *h,
+		     uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = h};
+
+	if (epoll_ctl(ctx->epfd, EPOLL_CTL_MOD, h->fd, &ev))
+		return MUONI_ERR_ERRNO("epoll_ctl mod fd %d", h->fd);
+	return 0;
+}
+
+void muoni_ctx_fd_del(struct muon_ctx *ctx, struct muoni_fdh *h)
+{
+	if (h->fd >= 0)
+		epoll_ctl(ctx->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+}
+
+void muoni_ctx_event(struct muon_ctx *ctx, muon_event_fn fn, void *arg,
+		     const muon_event_t *ev)
+{
+	(void)ctx;
+	if (fn)
+		fn(arg, ev);
+}
+
+int muoni_ctx_rx_add(struct muon_ctx *ctx, struct muoni_conn *c)
+{
+	if (c->rx_index != (unsigned)-1)
+		return 0;
+	if (ctx->n_rx == ctx->cap_rx) {
+		unsigned ncap = ctx->cap_rx ? ctx->cap_rx * 2 : 8;
+		void *nb = realloc(ctx->rx, ncap * sizeof(*ctx->rx));
+		if (!nb)
+			return MUONI_ERR(MUON_ENOMEM, "connection array");
+		ctx->rx = nb;
+		ctx->cap_rx = ncap;
+	}
+	c->rx_index = ctx->n_rx;
+	ctx->rx[ctx->n_rx++] = c;
+	return 0;
+}
+
+static void peer_connect(struct muon_ctx *ctx, struct muoni_peer *pr)
+{
+	struct muoni_conn *c = NULL;
+	int rc = pr->ops->connect(ctx, &pr->ep, &c);
+
+	if (rc) {
+		uint32_t max = ctx->cfg.reconnect_ms * 32;
+
+		ctx->ctr.connect_failures++;
+		if (rc != pr->last_status)
+			MUONI_INFO(ctx, "connect to %s: %s (retrying)",
+				   pr->ep.text, muoni_err_msg());
+		pr->last_status = rc;
+		pr->next_attempt_ns = ctx->now_ns +
+				      (uint64_t)pr->backoff_ms * 1000000ull;
+		pr->backoff_ms = pr->backoff_ms * 2 > max ? max
+							  : pr->backoff_ms * 2;
+		return;
+	}
+	c->peer = pr;
+	pr->conn = c;
+}
+
+static void ctx_reap(struct muon_ctx *ctx)
+{
+	struct muoni_conn *c, *next;
+	struct muon_sub *s;
+
+	ctx->reap_pending = false;
+	for (c = ctx->conns; c; c = next) {
+		next = c->next;
+		if (c->state == MUONI_CONN_DEAD)
+			muoni_conn_free(c);
+	}
+	while ((s = ctx->dead_subs)) {
+		ctx->dead_subs = s->next;
+		muoni_sub_free(s);
+	}
+}
+
+static void ctx_timers(struct muon_ctx *ctx)
+{
+	uint64_t now = ctx->now_ns;
+	struct muoni_conn *c;
+	struct muon_pub *p, *pnext;
+	unsigned i;
+
+	for (i = 0; i < ctx->n_peers; i++) {
+		struct muoni_peer *pr = &ctx->peers[i];
+		if (!pr->conn && now >= pr->next_attempt_ns && !ctx->destroying)
+			peer_connect(ctx, pr);
+	}
+	for (c = ctx->conns; c; c = c->next)
+		muoni_conn_timers(c, now);
+	for (p = ctx->pubs; p; p = pnext) {
+		pnext = p->next;
+		muoni_pub_timers(p, now);
+	}
+}
+
+void muoni_ctx_control(struct muon_ctx *ctx)
+{
+	struct epoll_event evs[64];
+	int i, n;
+
+	n = epoll_wait(ctx->epfd, evs, 64, 0);
+	for (i = 0; i < n; i++) {
+		struct muoni_fdh *h = evs[i].data.ptr;
+		h->cb(h, evs[i].events);
+	}
+	ctx->now_ns = muoni_now_ns();
+	ctx_timers(ctx);
+}
+
+static void timer_cb(struct muoni_fdh *h, uint32_t events)
+{
+	uint64_t ticks;
+
+	(void)events;
+	/* Only here to wake sleepers for timers; the count does not matter. */
+	if (read(h->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+}
+
+int muoni_ctx_poll(struct muon_ctx *ctx, unsigned budget)
+{
+	int work = 0;
+	unsigned i, left;
+
+	if (MUONI_UNLIKELY(ctx->in_poll))
+		return MUONI_ERR(MUON_ESTATE, "muon_ctx_poll called from a "
+				 "callback of the same context");
+	ctx->in_poll = true;
+	left = budget ? budget : MUONI_DEFAULT_BUDGET;
+	for (i = 0; i < ctx->n_rx && left; i++) {
+		struct muoni_conn *c = ctx->rx[i];
+		int rc;
+
+		if (MUONI_UNLIKELY(c->state == MUONI_CONN_DEAD))
+			continue;
+		rc = c->ops->poll(c, left);
+		if (MUONI_UNLIKELY(rc < 0)) {
+			muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
+			continue;
+		}
+		work += rc;
+		left -= (unsigned)rc;
+	}
+	if (ctx->n_lagging)
+		work += muoni_ctx_progress_lagging(ctx);
+	/* The clock is read every 64 polls, the control plane run every
+	 * MUONI_CTL_INTERVAL_NS: one syscall per ~200 us, none per message. */
+	if (MUONI_UNLIKELY((++ctx->poll_tick & 63) == 0 || ctx->force_ctl)) {
+		uint64_t now = muoni_now_ns();
+
+		ctx->now_ns = now;
+		if (now >= ctx->next_ctl_ns || ctx->force_ctl) {
+			ctx->force_ctl = false;
+			muoni_ctx_control(ctx);
+			ctx->next_ctl_ns = now + MUONI_CTL_INTERVAL_NS;
+		}
+	}
+	if (MUONI_UNLIKELY(ctx->reap_pending))
+		ctx_reap(ctx);
+	ctx->in_poll = false;
+	return work;
+}
+
+int muoni_ctx_arm(struct muon_ctx *ctx)
+{
+	unsigned i;
+
+	for (i = 0; i < ctx->n_rx; i++) {
+		struct muoni_conn *c = ctx->rx[i];
+		if (c->state != MUONI_CONN_DEAD && c->ops->arm(c) == MUON_EBUSY)
+			return MUON_EBUSY;
+	}
+	/* The application slept: run the control plane on the next poll. */
+	ctx->force_ctl = true;
+	return 0;
+}
+
+static int ctx_timerfd(struct muon_ctx *ctx)
+{
+	uint32_t ms = ctx->cfg.heartbeat_ms / 2;
+	struct itimerspec its;
+
+	if (ctx->cfg.reconnect_ms < ms)
+		ms = ctx->cfg.reconnect_ms;
+	if (ms > 100)
+		ms = 100;
+	if (ms == 0)
+		ms = 1;
+	ctx->timerfd = timerfd_create(CLOCK_MONOTONIC,
+				      TFD_NONBLOCK | TFD_CLOEXEC);
+	if (ctx->timerfd < 0)
+		return MUONI_ERR_ERRNO("timerfd_create");
+	its.it_interval.tv_sec = ms / 1000;
+	its.it_interval.tv_nsec = (long)(ms % 1000) * 1000000L;
+	its.it_value = its.it_interval;
+	if (timerfd_settime(ctx->timerfd, 0, &its, NULL))
+		return MUONI_ERR_ERRNO("timerfd_settime");
+	ctx->timer_h.fd = ctx->timerfd;
+	ctx->timer_h.cb = timer_cb;
+	return muoni_ctx_fd_add(ctx, &ctx->timer_h, EPOLLIN);
+}
+
+static bool transport_allowed(const struct muon_ctx *ctx,
+			      const struct muoni_endpoint *ep)
+{
+	return !ctx->cfg.transport || ctx->cfg.transport == ep->kind;
+}
+
+static int ctx_open_endpoints(struct muon_ctx *ctx)
+{
+	unsigned i;
+	int rc;
+
+	ctx->listeners = calloc(ctx->cfg.n_listen + 1, sizeof(*ctx->listeners));
+	ctx->peers = calloc(ctx->cfg.n_peers + 1, sizeof(*ctx->peers));
+	if (!ctx->listeners || !ctx->peers)
+		return MUONI_ERR(MUON_ENOMEM, "endpoints");
+	for (i = 0; i < ctx->cfg.n_listen; i++) {
+		const struct muoni_endpoint *ep = &ctx->cfg.listen[i];
+		const struct muoni_transport_ops *ops =
+			muoni_transport_for(ep->kind);
+		struct muoni_listener *l;
+
+		if (!transport_allowed(ctx, ep)) {
+			MUONI_INFO(ctx, "not listening on %s: transport "
+				   "restricted", ep->text);
+			continue;
+		}
+		rc = ops->listen(ctx, ep, &l);
+		if (rc)
+			return muoni_err_push(rc, "listen on %s", ep->text);
+		ctx->listeners[ctx->n_listeners++] = l;
+		MUONI_INFO(ctx, "listening on %s", l->bound);
+	}
+	for (i = 0; i < ctx->cfg.n_peers; i++) {
+		const struct muoni_endpoint *ep = &ctx->cfg.peers[i];
+		struct muoni_peer *pr;
+
+		if (!transport_allowed(ctx, ep)) {
+			MUONI_INFO(ctx, "ignoring peer %s: transport "
+				   "restricted", ep->text);
+			continue;
+		}
+		pr = &ctx->peers[ctx->n_peers++];
+		pr->ep = *ep;
+		pr->ops = muoni_transport_for(ep->kind);
+		pr->backoff_ms = ctx->cfg.reconnect_ms;
+		peer_connect(ctx, pr);
+	}
+	return 0;
+}
+
+static void ctx_free(struct muon_ctx *ctx)
+{
+	struct muoni_conn *c;
+	struct muon_sub *s;
+	unsigned i;
+
+	while (ctx->pubs)
+		muoni_pub_free(ctx->pubs);
+	for (c = ctx->conns; c; c = c->next)
+		muoni_conn_close(c, MUON_DOWN_CLOSED);
+	ctx_reap(ctx);
+	while ((s = ctx->subs)) {
+		ctx->subs = s->next;
+		muoni_sub_free(s);
+	}
+	for (i = 0; i < ctx->n_listeners; i++)
+		ctx->listeners[i]->ops->listener_close(ctx->listeners[i]);
+	free(ctx->listeners);
+	free(ctx->peers);
+	free(ctx->rx);
+	if (ctx->timerfd >= 0)
+		close(ctx->timerfd);
+	if (ctx->epfd >= 0)
+		close(ctx->epfd);
+	muoni_config_fini(&ctx->cfg);
+	free(ctx);
+}
+
+int muoni_ctx_create(const muon_ctx_config_t *cfg, struct muon_ctx **out)
+{
+	struct muon_ctx *ctx = calloc(1, sizeof(*ctx));
+	int rc;
+
+	if (!ctx)
+		return MUONI_ERR(MUON_ENOMEM, "context");
+	ctx->epfd = -1;
+	ctx->timerfd = -1;
+	rc = muoni_config_resolve(cfg, &ctx->cfg);
+	if (rc) {
+		free(ctx);
+		return rc;
+	}
+	ctx->id = ctx->cfg.ctx_id;
+	while (!ctx->id)
+		if (getrandom(&ctx->id, sizeof(ctx->id), 0) != sizeof(ctx->id))
+			ctx->id = muoni_now_ns() ^ ((uint64_t)getpid() << 32);
+	ctx->ctr.size = sizeof(ctx->ctr);
+	ctx->now_ns = muoni_now_ns();
+	ctx->force_ctl = true;
+	ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ctx->epfd < 0) {
+		rc = MUONI_ERR_ERRNO("epoll_create1");
+		goto err_free;
+	}
+	rc = ctx_timerfd(ctx);
+	if (rc)
+		goto err_free;
+	muoni_shm_cleanup_stale(ctx);
+	rc = ctx_open_endpoints(ctx);
+	if (rc)
+		goto err_free;
+	*out = ctx;
+	return 0;
+
+err_free:
+	ctx_free(ctx);
+	return rc;
+}
+
+static bool ctx_ctl_pending(const struct muon_ctx *ctx)
+{
+	const struct muoni_conn *c;
+
+	for (c = ctx->conns; c; c = c->next)
+		if (c->state != MUONI_CONN_DEAD && c->ctl_len)
+			return true;
+	return false;
+}
+
+void muoni_ctx_destroy(struct muon_ctx *ctx)
+{
+	struct muon_pub *p, *next;
+	uint64_t deadline;
+
+	if (ctx->in_poll) {
+		MUONI_WARN(ctx, "muon_ctx_destroy called from a callback: "
+			   "ignored, the context is still alive");
+		return;
+	}
+	ctx->destroying = true;
+	for (p = ctx->pubs; p; p = next) {
+		next = p->next;
+		if (!p->closing)
+			muoni_pub_destroy(p);
+	}
+	/* Linger: keep pushing what subscribers have not taken yet. */
+	deadline = muoni_now_ns() + (uint64_t)ctx->cfg.linger_ms * 1000000ull;
+	while ((ctx->pubs || ctx_ctl_pending(ctx)) &&
+	       muoni_now_ns() < deadline) {
+		muoni_ctx_poll(ctx, 0);
+		ctx->force_ctl = true;
+		if (ctx->n_lagging || ctx_ctl_pending(ctx))
+			usleep(100);
+	}
+	if (ctx->pubs)
+		MUONI_WARN(ctx, "destroy: %u publications still had unsent "
+			   "data after linger_ms %u", ctx->n_pubs,
+			   ctx->cfg.linger_ms);
+	ctx_free(ctx);
+}

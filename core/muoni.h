@@ -1,0 +1,364 @@
+/*
+ * muon internals: the engine's objects and the calls between core files
+ * and transports. Nothing here is installed. `muoni_` is the private
+ * prefix; public names (`muon_`) live only in api/include/muon/muon.h.
+ */
+#ifndef MUONI_H
+#define MUONI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <muon/muon.h>
+
+#include "core/error.h"
+#include "core/frame.h"
+#include "core/sendlog.h"
+#include "transport/transport.h"
+
+#define MUONI_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MUONI_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define MUONI_CTL_INTERVAL_NS 200000ull /* control plane every 200 us */
+#define MUONI_MAX_CONNS 4096u
+#define MUONI_MAX_PUBS 65536u
+#define MUONI_MAX_STREAMS_PER_CONN 65536u
+#define MUONI_DEFAULT_BUDGET 256u
+
+/* ------------------------------------------------------------ config */
+
+enum muoni_ep_kind { MUONI_EP_SHM = 1, MUONI_EP_TCP = 2 };
+
+#define MUONI_EP_TEXT 128
+#define MUONI_SHM_NAME_MAX 64
+
+struct muoni_endpoint {
+	int kind;
+	char text[MUONI_EP_TEXT];          /* canonical "scheme://..." */
+	char name[MUONI_SHM_NAME_MAX + 1]; /* shm */
+	char host[64];                     /* tcp, without brackets */
+	uint16_t port;                     /* tcp */
+};
+
+struct muoni_config {
+	char name[33];
+	uint64_t ctx_id;
+	struct muoni_endpoint *listen;
+	unsigned n_listen;
+	struct muoni_endpoint *peers;
+	unsigned n_peers;
+	int transport; /* 0 = auto, else MUONI_EP_* */
+	uint32_t ring_size;
+	uint32_t send_log_size;
+	uint32_t max_msg_size;
+	uint32_t heartbeat_ms;
+	uint32_t peer_timeout_ms;
+	uint32_t reconnect_ms;
+	uint32_t linger_ms;
+	muon_log_level_t log_level;
+	muon_log_fn log_fn;
+	void *log_arg;
+	char shm_dir[256];
+};
+
+void muoni_config_defaults(muon_ctx_config_t *cfg);
+int muoni_config_resolve(const muon_ctx_config_t *in,
+			 struct muoni_config *out);
+void muoni_config_fini(struct muoni_config *c);
+int muoni_endpoint_parse(const char *s, size_t n, struct muoni_endpoint *ep);
+int muoni_endpoints_parse(const char *list, struct muoni_endpoint **out,
+			  unsigned *n);
+int muoni_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+int muoni_parse_size(const char *s, uint32_t *out);
+
+/* ------------------------------------------------------------ logging */
+
+void muoni_log(const struct muon_ctx *ctx, muon_log_level_t lvl,
+	       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define MUONI_WARN(ctx, ...) muoni_log((ctx), MUON_LOG_WARN, __VA_ARGS__)
+#define MUONI_INFO(ctx, ...) muoni_log((ctx), MUON_LOG_INFO, __VA_ARGS__)
+#define MUONI_DEBUG(ctx, ...) muoni_log((ctx), MUON_LOG_DEBUG, __VA_ARGS__)
+
+static inline uint64_t muoni_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Time since `since`, 0 if `now` was read before it (no wrap-around). */
+static inline uint64_t muoni_elapsed(uint64_t now, uint64_t since)
+{
+	return now > since ? now - since : 0;
+}
+
+/* ------------------------------------------------------------ fd events */
+
+/* A file descriptor watched by the context's epoll set (control plane). */
+struct muoni_fdh {
+	int fd;
+	void (*cb)(struct muoni_fdh *h, uint32_t events);
+};
+
+int muoni_ctx_fd_add(struct muon_ctx *ctx, struct muoni_fdh *h,
+		     uint32_t events);
+int muoni_ctx_fd_mod(struct muon_ctx *ctx, struct muoni_fdh *h,
+		     uint32_t events);
+void muoni_ctx_fd_del(struct muon_ctx *ctx, struct muoni_fdh *h);
+
+/* ------------------------------------------------------------ objects */
+
+struct muoni_listener {
+	const struct muoni_transport_ops *ops;
+	struct muon_ctx *ctx;
+	struct muoni_endpoint ep;
+	char bound[MUONI_EP_TEXT]; /* with the real port */
+};
+
+/* A static peer: a publisher endpoint this context keeps connected to. */
+struct muoni_peer {
+	struct muoni_endpoint ep;
+	const struct muoni_transport_ops *ops;
+	struct muoni_conn *conn;
+	uint64_t next_attempt_ns;
+	uint32_t backoff_ms;
+	int last_status;
+};
+
+enum muoni_conn_state {
+	MUONI_CONN_CONNECTING = 1, /* transport connecting */
+	MUONI_CONN_HANDSHAKE = 2,  /* transport up, HELLO not yet exchanged */
+	MUONI_CONN_UP = 3,
+	MUONI_CONN_DEAD = 4,       /* closed, waiting to be reaped */
+};
+
+enum muoni_role {
+	MUONI_ROLE_SUB = 1, /* we connected and receive data */
+	MUONI_ROLE_PUB = 2, /* we accepted and send data */
+};
+
+struct muoni_image;
+struct muoni_sender;
+
+struct muoni_conn {
+	const struct muoni_transport_ops *ops;
+	struct muon_ctx *ctx;
+	int role;
+	int state;
+	uint64_t id;
+	uint64_t peer_ctx_id;
+	char peer_name[33];
+	char desc[MUONI_EP_TEXT + 48];
+	struct muoni_peer *peer;
+	int down_reason;
+
+	/* liveness: rx_count is bumped on the data path, looked at by timers */
+	uint64_t rx_count;
+	uint64_t rx_count_seen;
+	uint64_t last_rx_ns;
+	uint64_t tx_count;
+	uint64_t tx_count_seen;
+	uint64_t last_tx_ns;
+	uint64_t state_since_ns;
+
+	/* subscriber role: images by stream id (open addressing) */
+	struct muoni_image **img_tab;
+	uint32_t img_mask;
+	uint32_t n_img;
+	struct muoni_image *img_last;
+	unsigned rx_index;
+
+	/* publisher role */
+	struct muoni_sender **senders;
+	unsigned n_senders;
+	unsigned cap_senders;
+	uint8_t *ctl_q;    /* stream control frames not yet pushed */
+	size_t ctl_len;
+	size_t ctl_cap;
+	struct muoni_rsub *rsubs; /* topics the peer subscribed to */
+	unsigned n_rsubs;
+	unsigned cap_rsubs;
+
+	struct muoni_conn *next;
+	struct muoni_conn *prev;
+};
+
+struct muoni_rsub {
+	uint32_t topic_len;
+	char topic[MUONI_TOPIC_MAX + 1];
+};
+
+struct muoni_image {
+	struct muoni_conn *conn;
+	struct muon_sub *sub; /* NULL once unsubscribed: frames dropped */
+	uint64_t publisher_id;
+	uint32_t stream_id;
+	uint64_t next_seq;
+	uint64_t skip_below;
+};
+
+struct muon_sub {
+	struct muon_ctx *ctx;
+	char topic[MUONI_TOPIC_MAX + 1];
+	uint32_t topic_len;
+	muon_msg_fn msg_fn;
+	void *msg_arg;
+	muon_event_fn event_fn;
+	void *event_arg;
+	uint8_t start;
+	uint64_t start_seq;
+	int n_images;
+	bool closed;
+	/* where each stream we have seen stopped, for resume on reconnect */
+	struct muoni_resume *resume;
+	unsigned n_resume;
+	unsigned cap_resume;
+	struct muon_sub *next;
+	struct muon_sub *prev;
+};
+
+struct muoni_sender {
+	struct muon_pub *pub;
+	struct muoni_conn *conn;
+	uint64_t pos;            /* next log position to push */
+	uint64_t stall_since_ns; /* when pos last moved while lagging */
+	uint64_t check_pos;
+	unsigned pub_index;
+	unsigned conn_index;
+	bool lagging;
+};
+
+struct muon_pub {
+	struct muon_ctx *ctx;
+	char topic[MUONI_TOPIC_MAX + 1];
+	uint32_t topic_len;
+	uint32_t stream_id;
+	struct muoni_sendlog log;
+	int slow_policy;
+	uint32_t slow_timeout_ms;
+	muon_event_fn event_fn;
+	void *event_arg;
+	struct muoni_sender **senders;
+	unsigned n_senders;
+	unsigned cap_senders;
+	uint64_t limit;          /* head may grow to here without a check */
+	uint32_t claim_len;
+	bool claim_open;
+	bool bp_reported;
+	bool closing;
+	uint64_t close_deadline_ns;
+	struct muon_pub *next;
+	struct muon_pub *prev;
+};
+
+struct muon_ctx {
+	struct muoni_config cfg;
+	uint64_t id;
+	muon_counters_t ctr;
+	int epfd;
+	int timerfd;
+	struct muoni_fdh timer_h;
+
+	struct muoni_listener **listeners;
+	unsigned n_listeners;
+	struct muoni_peer *peers;
+	unsigned n_peers;
+
+	struct muoni_conn *conns;
+	unsigned n_conns;
+	struct muoni_conn **rx;
+	unsigned n_rx;
+	unsigned cap_rx;
+
+	struct muon_pub *pubs;
+	unsigned n_pubs;
+	struct muon_sub *subs;
+	struct muon_sub *dead_subs; /* destroyed inside a callback */
+	unsigned n_lagging;
+
+	uint32_t next_stream_id;
+	uint64_t next_conn_id;
+	uint64_t now_ns;
+	uint64_t next_ctl_ns;
+	uint32_t poll_tick;
+	bool in_poll;
+	bool force_ctl;
+	bool reap_pending;
+	bool destroying;
+};
+
+/* ------------------------------------------------------------ core calls */
+
+/* ctx.c */
+int muoni_ctx_create(const muon_ctx_config_t *cfg, struct muon_ctx **out);
+void muoni_ctx_destroy(struct muon_ctx *ctx);
+int muoni_ctx_poll(struct muon_ctx *ctx, unsigned budget);
+int muoni_ctx_arm(struct muon_ctx *ctx);
+void muoni_ctx_event(struct muon_ctx *ctx, muon_event_fn fn, void *arg,
+		     const muon_event_t *ev);
+int muoni_ctx_rx_add(struct muon_ctx *ctx, struct muoni_conn *c);
+const struct muoni_transport_ops *muoni_transport_for(int kind);
+void muoni_ctx_control(struct muon_ctx *ctx);
+
+/* conn.c: called by transports */
+void muoni_conn_init(struct muoni_conn *c, struct muon_ctx *ctx,
+		     const struct muoni_transport_ops *ops, int role,
+		     const char *desc);
+int muoni_conn_accepted(struct muoni_conn *c);
+void muoni_conn_transport_up(struct muoni_conn *c);
+int muoni_conn_rx_frame(struct muoni_conn *c, const struct muoni_frame_hdr *h,
+			const void *payload);
+void muoni_conn_rx_ctrl(struct muoni_conn *c, const void *frame, size_t len);
+void muoni_conn_fail(struct muoni_conn *c, int status, int down_reason);
+
+static inline uint32_t muoni_conn_max_data(const struct muoni_conn *c);
+
+/* conn.c: called by core */
+int muoni_conn_ctl_queue(struct muoni_conn *c, const void *frame, size_t len);
+int muoni_conn_ctl_flush(struct muoni_conn *c);
+void muoni_conn_close(struct muoni_conn *c, int down_reason);
+void muoni_conn_timers(struct muoni_conn *c, uint64_t now);
+void muoni_conn_free(struct muoni_conn *c);
+void muoni_conn_send_subscribe(struct muoni_conn *c, struct muon_sub *s);
+int muoni_conn_peer_subscribed(struct muoni_conn *c, const char *topic,
+			       uint32_t len);
+
+/* pub.c */
+int muoni_pub_create(struct muon_ctx *ctx, const char *topic,
+		     const muon_pub_config_t *cfg, struct muon_pub **out);
+void muoni_pub_destroy(struct muon_pub *p);
+int64_t muoni_publish(struct muon_pub *p, const void *data, size_t len);
+int muoni_claim(struct muon_pub *p, size_t len, void **buf);
+int64_t muoni_commit(struct muon_pub *p);
+int muoni_abort(struct muon_pub *p);
+int muoni_pub_subscribe(struct muon_pub *p, struct muoni_conn *c,
+			const struct muoni_subscribe *req);
+void muoni_pub_unsubscribe(struct muon_pub *p, struct muoni_conn *c);
+int muoni_sender_progress(struct muoni_sender *s);
+void muoni_sender_remove(struct muoni_sender *s);
+void muoni_pub_timers(struct muon_pub *p, uint64_t now);
+int muoni_ctx_progress_lagging(struct muon_ctx *ctx);
+void muoni_pub_free(struct muon_pub *p);
+
+/* sub.c */
+int muoni_sub_create(struct muon_ctx *ctx, const char *topic,
+		     const muon_sub_config_t *cfg, struct muon_sub **out);
+void muoni_sub_destroy(struct muon_sub *s);
+struct muon_sub *muoni_sub_find(struct muon_ctx *ctx, const char *topic,
+				uint32_t len);
+void muoni_sub_image_up(struct muon_sub *s, struct muoni_image *img);
+void muoni_sub_image_down(struct muoni_image *img, int reason,
+			  const char *detail);
+void muoni_sub_loss(struct muoni_image *img, uint64_t from, uint64_t to,
+		    const char *detail);
+void muoni_sub_free(struct muon_sub *s);
+
+static inline uint32_t muoni_conn_max_data(const struct muoni_conn *c)
+{
+	return c->ctx->cfg.max_msg_size;
+}
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * The send log: a publication's ring of encoded frames. Every message is
+ * written here once; each subscriber connection has a cursor into it, so
+ * the log is both the fan-out source and the retransmit window for late
+ * joiners and reconnects. Frames never wrap: one that does not fit before
+ * the end is preceded by a PAD frame to the end. Positions are 64-bit and
+ * only grow, so position - cap is always the oldest byte that may exist.
+ */
+#ifndef MUONI_SENDLOG_H
+#define MUONI_SENDLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/frame.h"
+
+#define MUONI_SENDLOG_SLACK 4096u
+
+struct muoni_sendlog {
+	uint8_t *buf;
+	uint64_t cap;       /* power of two */
+	uint64_t mask;
+	uint64_t head;      /* where the next frame (or its PAD) goes */
+	uint64_t tail;      /* oldest retained frame */
+	uint64_t next_seq;  /* sequence of the next DATA frame (from 1) */
+	uint64_t tail_seq;  /* sequence of the first DATA frame at/after tail */
+	uint32_t stream_id;
+};
+
+int muoni_sendlog_init(struct muoni_sendlog *log, uint64_t cap,
+		       uint32_t stream_id);
+void muoni_sendlog_fini(struct muoni_sendlog *log);
+
+/*
+ * Bytes the head will advance to append a payload of `len`, including a
+ * PAD to the end of the buffer when the frame would not fit before it.
+ */
+static inline uint64_t muoni_sendlog_need(const struct muoni_sendlog *log,
+					  uint32_t len)
+{
+	uint64_t flen = muoni_align8(MUONI_FRAME_HDR_LEN + len);
+	uint64_t off = log->head & log->mask;
+
+	return off + flen > log->cap ? flen + (log->cap - off) : flen;
+}
+
+/*
+ * Make room for a payload of `len` at the head: write the PAD if needed,
+ * evict the oldest frames that overlap, and return the frame's header
+ * (payload follows). The caller has already checked that no cursor still
+ * needs the evicted bytes. Does not advance head past the frame itself.
+ */
+struct muoni_frame_hdr *muoni_sendlog_reserve(struct muoni_sendlog *log,
+					      uint32_t len);
+
+/* Finish the frame reserved at head with `len` payload bytes; returns its
+ * sequence number and advances head. */
+uint64_t muoni_sendlog_commit(struct muoni_sendlog *log, uint32_t len);
+
+/*
+ * Oldest sequence still in the log (next_seq if empty). Replay from any
+ * seq in [oldest, next_seq] is possible.
+ */
+static inline uint64_t muoni_sendlog_oldest(const struct muoni_sendlog *log)
+{
+	return log->tail == log->head ? log->next_seq : log->tail_seq;
+}
+
+/* Position of the DATA frame carrying `seq`, which must be in
+ * [oldest, next_seq]; next_seq maps to head. */
+uint64_t muoni_sendlog_find(const struct muoni_sendlog *log, uint64_t seq);
+
+/*
+ * The contiguous run of whole frames starting at *pos (skipping a PAD
+ * there, which moves *pos to the next lap). Sets *p and returns its length;
+ * 0 when *pos == head.
+ */
+static inline size_t muoni_sendlog_run(const struct muoni_sendlog *log,
+				       uint64_t *pos, const uint8_t **p)
+{
+	uint64_t off, end;
+	const struct muoni_frame_hdr *h;
+
+	if (*pos == log->head)
+		return 0;
+	off = *pos & log->mask;
+	h = (const struct muoni_frame_hdr *)(log->buf + off);
+	if (h->type == MUONI_FT_PAD) {
+		*pos += log->cap - off;
+		if (*pos == log->head)
+			return 0;
+		off = 0;
+	}
+	end = log->head - *pos;
+	if (off + end > log->cap)
+		end = log->cap - off; /* the rest starts with a PAD */
+	*p = log->buf + off;
+	return (size_t)end;
+}
+
+#endif

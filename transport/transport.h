@@ -1,0 +1,65 @@
+/*
+ * The one interface between core and a transport. Core picks the ops table
+ * once per connection (by endpoint scheme), so the hot path costs one
+ * indirect call at most. A transport knows nothing of topics or streams: it
+ * moves whole frames, publisher -> subscriber on the data path, and small
+ * control frames subscriber -> publisher.
+ *
+ * A transport embeds `struct muoni_conn` at the start of its own
+ * connection struct and `struct muoni_listener` in its listener.
+ */
+#ifndef MUONI_TRANSPORT_H
+#define MUONI_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct muon_ctx;
+struct muoni_conn;
+struct muoni_listener;
+struct muoni_endpoint;
+
+struct muoni_transport_ops {
+	const char *name;
+
+	/* Open a listening endpoint; accepted connections are created by the
+	 * transport and handed to core with muoni_conn_accepted(). */
+	int (*listen)(struct muon_ctx *ctx, const struct muoni_endpoint *ep,
+		      struct muoni_listener **out);
+	void (*listener_close)(struct muoni_listener *l);
+
+	/* Start connecting (subscriber side). Completion is reported with
+	 * muoni_conn_transport_up() or muoni_conn_fail(). */
+	int (*connect)(struct muon_ctx *ctx, const struct muoni_endpoint *ep,
+		       struct muoni_conn **out);
+
+	/* Release everything and free the connection. Never called while one
+	 * of the transport's own functions is on the stack. */
+	void (*destroy)(struct muoni_conn *c);
+
+	/* Publisher side: write a prefix of the run of whole frames in
+	 * `frames` (len bytes) towards the subscriber; set *taken to the bytes
+	 * of whole frames accepted (0 when the peer's ring or socket is
+	 * full). Returns 0, or a negative status when the link is broken. */
+	int (*push)(struct muoni_conn *c, const uint8_t *frames, size_t len,
+		    size_t *taken);
+
+	/* Subscriber side: hand up to `budget` received frames to
+	 * muoni_conn_rx_frame(). Returns the number of DATA frames delivered,
+	 * or a negative status when the link is broken. */
+	int (*poll)(struct muoni_conn *c, unsigned budget);
+
+	/* Send one whole control frame on the control channel (subscriber ->
+	 * publisher, or a best-effort CLOSE publisher -> subscriber). Queued
+	 * if the channel is busy; never blocks. */
+	int (*ctrl_send)(struct muoni_conn *c, const void *frame, size_t len);
+
+	/* Subscriber side: prepare for the application to sleep on the
+	 * context fd. Returns 0, or MUON_EBUSY if frames are already there. */
+	int (*arm)(struct muoni_conn *c);
+};
+
+extern const struct muoni_transport_ops muoni_shm_ops;
+extern const struct muoni_transport_ops muoni_tcp_ops;
+
+#endif
