@@ -95,6 +95,27 @@ static inline uint64_t muoni_elapsed(uint64_t now, uint64_t since)
 	return now > since ? now - since : 0;
 }
 
+/*
+ * Touch every page of a fresh mapping so no page-table work is left for
+ * the hot path (MAP_POPULATE fills the guest's tables, but virtual machines
+ * with shadow paging fault again on the first access). `write` rewrites
+ * each page's first word with its own value, so it is safe on memory a
+ * peer has not started using yet.
+ */
+static inline void muoni_pretouch(void *p, size_t len, bool write)
+{
+	volatile uint64_t *w;
+	size_t off;
+
+	for (off = 0; off < len; off += 4096) {
+		w = (volatile uint64_t *)((uint8_t *)p + off);
+		if (write)
+			*w = *w;
+		else
+			(void)*w;
+	}
+}
+
 /* ------------------------------------------------------------ fd events */
 
 /* A file descriptor watched by the context's epoll set (control plane). */
@@ -229,6 +250,7 @@ struct muoni_sender {
 	unsigned pub_index;
 	unsigned conn_index;
 	bool lagging;
+	bool direct; /* took the current message through push_msg */
 };
 
 struct muon_pub {

@@ -18,6 +18,7 @@ struct muon_ctx;
 struct muoni_conn;
 struct muoni_listener;
 struct muoni_endpoint;
+struct muoni_frame_hdr;
 
 struct muoni_transport_ops {
 	const char *name;
@@ -43,6 +44,13 @@ struct muoni_transport_ops {
 	 * full). Returns 0, or a negative status when the link is broken. */
 	int (*push)(struct muoni_conn *c, const uint8_t *frames, size_t len,
 		    size_t *taken);
+
+	/* Optional fast path, publisher side: write one DATA frame given as
+	 * header and payload (the caller's buffer) without going through the
+	 * send log first. Returns 1 when written, 0 when there is no room
+	 * (core then falls back to push), or a negative status. */
+	int (*push_msg)(struct muoni_conn *c, const struct muoni_frame_hdr *h,
+			const void *payload, uint32_t plen);
 
 	/* Subscriber side: hand up to `budget` received frames to
 	 * muoni_conn_rx_frame(). Returns the number of DATA frames delivered,

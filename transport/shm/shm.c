@@ -21,6 +21,15 @@
 #include "core/muoni.h"
 
 #define RXBUF_LEN (MUONI_CTRL_MAX + MUONI_FRAME_HDR_LEN + 64)
+
+/* Frames start on cache-line boundaries in shm rings: a small message and
+ * its commit word then arrive in one line, one miss per message. */
+#define SLOT_ALIGN 64u
+
+static inline uint32_t slot_len(uint32_t len)
+{
+	return (len + (SLOT_ALIGN - 1)) & ~(SLOT_ALIGN - 1);
+}
 #define RING_MAX (1ull << 30)
 
 struct shm_conn {
@@ -189,6 +198,8 @@ static int ring_map(struct shm_conn *sc, int fd, uint64_t cap, int prot)
 	if (m == MAP_FAILED)
 		return MUONI_ERR_ERRNO("%s: mmap ring of %llu bytes",
 				       sc->base.desc, (unsigned long long)cap);
+	/* Publisher writes frames, subscriber writes only the header. */
+	muoni_pretouch(m, len, sc->base.role == MUONI_ROLE_PUB);
 	sc->map = m;
 	sc->map_len = len;
 	sc->hdr = m;
@@ -576,12 +587,82 @@ static void shm_wake(struct shm_conn *sc)
 		(void)send(sc->fdh.fd, "W", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+/* Copy for the small sizes that dominate latency, without a libc call;
+ * the ring slot and the send log both have slack past the copied bytes. */
+static inline void copy_msg(uint8_t *d, const uint8_t *s, size_t n)
+{
+	if (n <= 16) {
+		if (n >= 8) {
+			__builtin_memcpy(d, s, 8);
+			__builtin_memcpy(d + n - 8, s + n - 8, 8);
+		} else if (n) {
+			memcpy(d, s, n);
+		}
+	} else if (n <= 64) {
+		__builtin_memcpy(d, s, 16);
+		if (n > 32) {
+			__builtin_memcpy(d + 16, s + 16, 16);
+			__builtin_memcpy(d + n - 32, s + n - 32, 16);
+		}
+		__builtin_memcpy(d + n - 16, s + n - 16, 16);
+	} else {
+		memcpy(d, s, n);
+	}
+}
+
+/*
+ * Write one frame at the write position: bytes 8..32 of its header from
+ * `hdr`, then `plen` payload bytes, then the commit word. Returns false when
+ * the subscriber has not freed enough room; a PAD to the end of the ring
+ * is written first when the slot does not fit before it.
+ */
+static inline int ring_put(struct shm_conn *sc, const struct muoni_frame_hdr *hdr,
+			   const void *payload, uint32_t plen)
+{
+	uint32_t flen = slot_len(MUONI_FRAME_HDR_LEN + plen);
+	uint64_t wpos = sc->pos, cap = sc->cap;
+	uint64_t off = wpos & sc->mask;
+	uint64_t need = off + flen > cap ? flen + (cap - off) : flen;
+	uint8_t *dst;
+
+	if (MUONI_UNLIKELY(wpos + need - sc->consumed_cache > cap)) {
+		uint64_t cons = atomic_load_explicit(
+			(_Atomic uint64_t *)&sc->hdr->consumed,
+			memory_order_acquire);
+		if (cons > wpos || wpos - cons > cap)
+			return MUONI_ERR(MUON_EPROTO, "%s: subscriber reports "
+					 "position %llu, we wrote %llu",
+					 sc->base.desc, (unsigned long long)cons,
+					 (unsigned long long)wpos);
+		sc->consumed_cache = cons;
+		if (wpos + need - cons > cap)
+			return 0;
+	}
+	if (MUONI_UNLIKELY(off + flen > cap)) {
+		struct muoni_frame_hdr *pad = (void *)(sc->ring + off);
+		pad->len = (uint32_t)(cap - off);
+		pad->type = MUONI_FT_PAD;
+		pad->flags = 0;
+		atomic_store_explicit(commit_word(sc->ring + off), wpos | 1,
+				      memory_order_release);
+		wpos += cap - off;
+		off = 0;
+	}
+	dst = sc->ring + off;
+	__builtin_memcpy(dst + 8, (const uint8_t *)hdr + 8,
+			 MUONI_FRAME_HDR_LEN - 8);
+	copy_msg(dst + MUONI_FRAME_HDR_LEN, payload, plen);
+	atomic_store_explicit(commit_word(dst), wpos | 1, memory_order_release);
+	sc->pos = wpos + flen;
+	return 1;
+}
+
 static int shm_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 		    size_t *taken)
 {
 	struct shm_conn *sc = SC(c);
-	uint64_t wpos = sc->pos, cap = sc->cap;
 	size_t done = 0;
+	int rc = 0;
 
 	if (MUONI_UNLIKELY(!sc->map)) {
 		*taken = 0;
@@ -589,47 +670,30 @@ static int shm_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 	}
 	while (done < len) {
 		const struct muoni_frame_hdr *h = (const void *)(frames + done);
-		uint32_t flen = muoni_align8(h->len);
-		uint64_t off = wpos & sc->mask;
-		uint64_t need = off + flen > cap ? flen + (cap - off) : flen;
-		uint8_t *dst;
 
-		if (MUONI_UNLIKELY(wpos + need - sc->consumed_cache > cap)) {
-			uint64_t cons = atomic_load_explicit(
-				(_Atomic uint64_t *)&sc->hdr->consumed,
-				memory_order_acquire);
-			if (cons > wpos || wpos - cons > cap)
-				return MUONI_ERR(MUON_EPROTO, "%s: subscriber "
-						 "reports position %llu, we "
-						 "wrote %llu", c->desc,
-						 (unsigned long long)cons,
-						 (unsigned long long)wpos);
-			sc->consumed_cache = cons;
-			if (wpos + need - cons > cap)
-				break;
-		}
-		if (off + flen > cap) {
-			struct muoni_frame_hdr *pad = (void *)(sc->ring + off);
-			pad->len = (uint32_t)(cap - off);
-			pad->type = MUONI_FT_PAD;
-			pad->flags = 0;
-			atomic_store_explicit(commit_word(sc->ring + off),
-					      wpos | 1, memory_order_release);
-			wpos += cap - off;
-			off = 0;
-		}
-		dst = sc->ring + off;
-		memcpy(dst + 8, (const uint8_t *)h + 8, h->len - 8);
-		atomic_store_explicit(commit_word(dst), wpos | 1,
-				      memory_order_release);
-		wpos += flen;
-		done += flen;
+		rc = ring_put(sc, h, h + 1, h->len - MUONI_FRAME_HDR_LEN);
+		if (rc <= 0)
+			break;
+		done += muoni_align8(h->len);
 	}
-	sc->pos = wpos;
 	*taken = done;
 	if (done && MUONI_UNLIKELY(sc->hdr->wake_enabled))
 		shm_wake(sc);
-	return 0;
+	return rc < 0 ? rc : 0;
+}
+
+static int shm_push_msg(struct muoni_conn *c, const struct muoni_frame_hdr *h,
+			const void *payload, uint32_t plen)
+{
+	struct shm_conn *sc = SC(c);
+	int rc;
+
+	if (MUONI_UNLIKELY(!sc->map))
+		return 0;
+	rc = ring_put(sc, h, payload, plen);
+	if (rc > 0 && MUONI_UNLIKELY(sc->hdr->wake_enabled))
+		shm_wake(sc);
+	return rc;
 }
 
 static int shm_poll(struct muoni_conn *c, unsigned budget)
@@ -650,6 +714,11 @@ static int shm_poll(struct muoni_conn *c, unsigned budget)
 		/* One copy of the header: the peer can rewrite the ring under
 		 * us, so checks and use must see the same values. */
 		memcpy(&h, f, sizeof(h));
+		if (MUONI_LIKELY(h.type == MUONI_FT_DATA &&
+				 h.len >= MUONI_FRAME_HDR_LEN &&
+				 h.len - MUONI_FRAME_HDR_LEN <= sc->max_data &&
+				 slot_len(h.len) <= cap - off))
+			goto deliver;
 		if (h.type == MUONI_FT_PAD) {
 			if (h.len != cap - off) {
 				rc = MUONI_ERR(MUON_EPROTO, "PAD of %u bytes at "
@@ -661,10 +730,14 @@ static int shm_poll(struct muoni_conn *c, unsigned budget)
 			continue;
 		}
 		rc = muoni_frame_check(&h, h.len, cap - off, sc->max_data);
+		if (!rc && slot_len(h.len) > cap - off)
+			rc = MUONI_ERR(MUON_EPROTO, "frame slot runs past the "
+				       "ring end");
 		if (MUONI_UNLIKELY(rc))
 			goto proto;
+deliver:
 		rc = muoni_conn_rx_frame(c, &h, f + MUONI_FRAME_HDR_LEN);
-		pos += muoni_align8(h.len);
+		pos += slot_len(h.len);
 		if (MUONI_UNLIKELY(rc < 0))
 			break;
 		n += (unsigned)rc;
@@ -722,6 +795,7 @@ const struct muoni_transport_ops muoni_shm_ops = {
 	.connect = shm_connect,
 	.destroy = shm_destroy,
 	.push = shm_push,
+	.push_msg = shm_push_msg,
 	.poll = shm_poll,
 	.ctrl_send = shm_ctrl_send,
 	.arm = shm_arm,

@@ -8,7 +8,8 @@
  * channel (HELLO, SUBSCRIBE, ...), the wake-up path for sleeping
  * subscribers, and the liveness signal: a peer that dies closes it.
  *
- * Frames are written into the ring whole (never wrapping, PAD to the end)
+ * Frames are written into the ring whole, each starting on a 64-byte
+ * boundary (never wrapping, PAD to the end)
  * and published by a release store of (position | 1) into the frame's
  * first word; the subscriber spins on that word at its read position, so
  * the hot path has no system call, no lock and no extra cache line for a
