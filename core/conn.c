@@ -647,18 +647,26 @@ void muoni_conn_rx_ctrl(struct muoni_conn *c, const void *frame, size_t len)
 
 void muoni_conn_fail(struct muoni_conn *c, int status, int down_reason)
 {
+	muon_log_level_t lvl;
+
 	if (c->state == MUONI_CONN_DEAD)
 		return;
 	if (c->state != MUONI_CONN_UP)
 		c->ctx->ctr.connect_failures++;
 	if (c->peer)
 		c->peer->last_status = status;
-	/* A refused connect to a static peer that is not up yet is routine;
-	 * keep it out of the warnings after the first. */
-	muoni_log(c->ctx, (c->state == MUONI_CONN_UP || !c->peer ||
-			   c->peer->backoff_ms <= c->ctx->cfg.reconnect_ms)
-				  ? MUON_LOG_WARN : MUON_LOG_DEBUG,
-		  "%s: closed: %s", c->desc, muoni_err_msg());
+	/* A peer that closes, or a static peer that is not up yet, is routine
+	 * (the application hears of it through events); broken protocol,
+	 * timeouts and I/O errors are not. Repeated connect failures while
+	 * backing off go to debug. */
+	if (status == MUON_ECLOSED || status == MUON_ENOTFOUND)
+		lvl = MUON_LOG_INFO;
+	else
+		lvl = MUON_LOG_WARN;
+	if (c->state != MUONI_CONN_UP && c->peer &&
+	    c->peer->backoff_ms > c->ctx->cfg.reconnect_ms)
+		lvl = MUON_LOG_DEBUG;
+	muoni_log(c->ctx, lvl, "%s: closed: %s", c->desc, muoni_err_msg());
 	muoni_conn_close(c, down_reason);
 }
 

@@ -55,8 +55,8 @@ void muoni_ctx_fd_del(struct muon_ctx *ctx, struct muoni_fdh *h)
 void muoni_ctx_event(struct muon_ctx *ctx, muon_event_fn fn, void *arg,
 		     const muon_event_t *ev)
 {
-	(void)ctx;
-	if (fn)
+	/* muon_ctx_destroy promises no callbacks. */
+	if (fn && !ctx->destroying)
 		fn(arg, ev);
 }
 
@@ -384,6 +384,9 @@ void muoni_ctx_destroy(struct muon_ctx *ctx)
 		return;
 	}
 	ctx->destroying = true;
+	/* Stop receiving first: nothing may reach the application now. */
+	while (ctx->subs)
+		muoni_sub_destroy(ctx->subs);
 	for (p = ctx->pubs; p; p = next) {
 		next = p->next;
 		if (!p->closing)
