@@ -230,8 +230,13 @@ struct env_num {
 	uint32_t min, max;
 };
 
+/* Which fields the environment set, so errors can name the variable. */
+struct env_src {
+	bool listen, peers, transport, shm_dir, ring, log, max, hb, pt;
+};
+
 static int apply_env(muon_ctx_config_t *c, const char **ctx_id_s,
-		     const char **level_s)
+		     const char **level_s, struct env_src *src)
 {
 	struct env_num nums[] = {
 		{"MUON_RING_SIZE", &c->ring_size, 1, 0, 0},
@@ -248,13 +253,18 @@ static int apply_env(muon_ctx_config_t *c, const char **ctx_id_s,
 	if ((v = getenv("MUON_NAME")))
 		c->name = v;
 	if ((v = getenv("MUON_LISTEN")))
-		c->listen = v;
+		c->listen = v, src->listen = true;
 	if ((v = getenv("MUON_PEERS")))
-		c->peers = v;
+		c->peers = v, src->peers = true;
 	if ((v = getenv("MUON_TRANSPORT")))
-		c->transport = v;
+		c->transport = v, src->transport = true;
 	if ((v = getenv("MUON_SHM_DIR")))
-		c->shm_dir = v;
+		c->shm_dir = v, src->shm_dir = true;
+	src->ring = getenv("MUON_RING_SIZE") != NULL;
+	src->log = getenv("MUON_SEND_LOG_SIZE") != NULL;
+	src->max = getenv("MUON_MAX_MSG_SIZE") != NULL;
+	src->hb = getenv("MUON_HEARTBEAT_MS") != NULL;
+	src->pt = getenv("MUON_PEER_TIMEOUT_MS") != NULL;
 	if ((v = getenv("MUON_CTX_ID")))
 		*ctx_id_s = v;
 	if ((v = getenv("MUON_LOG_LEVEL")))
@@ -308,7 +318,23 @@ static int parse_transport(const char *s, int *out)
 	return 0;
 }
 
-static int check_sizes(const muon_ctx_config_t *c)
+static int check_sizes_(const muon_ctx_config_t *c);
+
+static int check_sizes(const muon_ctx_config_t *c, const struct env_src *src)
+{
+	int rc = check_sizes_(c);
+
+	if (rc && (src->ring || src->log || src->max || src->hb || src->pt))
+		return muoni_err_push(rc, "environment%s%s%s%s%s",
+				      src->ring ? " MUON_RING_SIZE" : "",
+				      src->log ? " MUON_SEND_LOG_SIZE" : "",
+				      src->max ? " MUON_MAX_MSG_SIZE" : "",
+				      src->hb ? " MUON_HEARTBEAT_MS" : "",
+				      src->pt ? " MUON_PEER_TIMEOUT_MS" : "");
+	return rc;
+}
+
+static int check_sizes_(const muon_ctx_config_t *c)
 {
 	if (!is_pow2(c->ring_size) || c->ring_size < 64 * 1024)
 		return MUONI_ERR(MUON_ECONFIG, "ring_size %u: want a power of "
@@ -337,6 +363,7 @@ int muoni_config_resolve(const muon_ctx_config_t *in, struct muoni_config *out)
 {
 	muon_ctx_config_t c;
 	const char *ctx_id_s = NULL, *level_s = NULL;
+	struct env_src src = {0};
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -351,12 +378,13 @@ int muoni_config_resolve(const muon_ctx_config_t *in, struct muoni_config *out)
 		memcpy(&c, in, n);
 		c.size = sizeof(c);
 	}
-	if (!(in && in->ignore_env)) {
-		rc = apply_env(&c, &ctx_id_s, &level_s);
+	/* c, not in: a caller's struct may end before ignore_env. */
+	if (!c.ignore_env) {
+		rc = apply_env(&c, &ctx_id_s, &level_s, &src);
 		if (rc)
 			return rc;
 	}
-	rc = check_sizes(&c);
+	rc = check_sizes(&c, &src);
 	if (rc)
 		return rc;
 	if (c.log_level > MUON_LOG_DEBUG)
@@ -378,13 +406,15 @@ int muoni_config_resolve(const muon_ctx_config_t *in, struct muoni_config *out)
 	}
 	rc = parse_transport(c.transport, &out->transport);
 	if (rc)
-		return rc;
+		return src.transport ? muoni_err_push(rc, "environment "
+						      "MUON_TRANSPORT") : rc;
 	if (!c.name || !*c.name)
 		c.name = "muon";
 	snprintf(out->name, sizeof(out->name), "%s", c.name);
 	if (!c.shm_dir || !*c.shm_dir || strlen(c.shm_dir) > 200)
-		return MUONI_ERR(MUON_ECONFIG, "shm_dir must be a path of 1 "
-				 "to 200 characters");
+		return MUONI_ERR(MUON_ECONFIG, "%s must be a path of 1 to 200 "
+				 "characters", src.shm_dir ? "environment "
+				 "MUON_SHM_DIR" : "shm_dir");
 	snprintf(out->shm_dir, sizeof(out->shm_dir), "%s", c.shm_dir);
 	out->ring_size = c.ring_size;
 	out->send_log_size = c.send_log_size;
@@ -397,11 +427,13 @@ int muoni_config_resolve(const muon_ctx_config_t *in, struct muoni_config *out)
 	out->log_arg = c.log_arg;
 	rc = muoni_endpoints_parse(c.listen, &out->listen, &out->n_listen);
 	if (rc)
-		return muoni_err_push(rc, "listen");
+		return muoni_err_push(rc, src.listen ? "environment MUON_LISTEN"
+						     : "listen");
 	rc = muoni_endpoints_parse(c.peers, &out->peers, &out->n_peers);
 	if (rc) {
 		muoni_config_fini(out);
-		return muoni_err_push(rc, "peers");
+		return muoni_err_push(rc, src.peers ? "environment MUON_PEERS"
+						    : "peers");
 	}
 	return 0;
 }

@@ -37,6 +37,7 @@ int muoni_sendlog_init(struct muoni_sendlog *log, uint64_t cap,
 	log->tail = 0;
 	log->next_seq = 1;
 	log->tail_seq = 1;
+	log->pad_pos = UINT64_MAX;
 	log->stream_id = stream_id;
 	return 0;
 }
@@ -79,6 +80,7 @@ struct muoni_frame_hdr *muoni_sendlog_reserve(struct muoni_sendlog *log,
 				     log->stream_id, 0);
 		if (log->tail == log->head)
 			log->tail += log->cap - off; /* empty: skip the PAD */
+		log->pad_pos = log->head;
 		log->head += log->cap - off;
 		off = 0;
 	}

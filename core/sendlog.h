@@ -24,6 +24,7 @@ struct muoni_sendlog {
 	uint64_t tail;      /* oldest retained frame */
 	uint64_t next_seq;  /* sequence of the next DATA frame (from 1) */
 	uint64_t tail_seq;  /* sequence of the first DATA frame at/after tail */
+	uint64_t pad_pos;   /* where the latest PAD starts; UINT64_MAX: none */
 	uint32_t stream_id;
 };
 
@@ -93,7 +94,11 @@ static inline size_t muoni_sendlog_run(const struct muoni_sendlog *log,
 	}
 	end = log->head - *pos;
 	if (off + end > log->cap)
-		end = log->cap - off; /* the rest starts with a PAD */
+		end = log->cap - off;
+	/* A cursor behind a wrap would otherwise send the PAD that ends its
+	 * lap: there is at most one PAD between a cursor and the head. */
+	if (log->pad_pos >= *pos && log->pad_pos < *pos + end)
+		end = log->pad_pos - *pos;
 	*p = log->buf + off;
 	return (size_t)end;
 }

@@ -671,6 +671,15 @@ static int shm_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 	while (done < len) {
 		const struct muoni_frame_hdr *h = (const void *)(frames + done);
 
+		/* Our own frames; a bad one is a bug here, never a crash. */
+		if (MUONI_UNLIKELY(h->len < MUONI_FRAME_HDR_LEN ||
+				   h->type == MUONI_FT_PAD ||
+				   muoni_align8(h->len) > len - done)) {
+			rc = MUONI_ERR(MUON_EPROTO, "%s: internal: frame of "
+				       "type %u and %u bytes pushed", c->desc,
+				       h->type, h->len);
+			break;
+		}
 		rc = ring_put(sc, h, h + 1, h->len - MUONI_FRAME_HDR_LEN);
 		if (rc <= 0)
 			break;

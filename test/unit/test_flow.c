@@ -1,0 +1,528 @@
+/*
+ * Flow control and sequence/loss tracking, in process: a publisher context
+ * and a subscriber context joined over shm or tcp (127.0.0.1, port 0).
+ * Every scenario runs on both transports.
+ *
+ *   backpressure   small ring and send log, subscriber not polled until
+ *                  publish refuses; then everything arrives, in order
+ *   slow_drop      MUON_SLOW_DROP never refuses; the subscriber is cut
+ *   late_join      START_EARLIEST replays the send log; START_LATEST not
+ *   loss           START_SEQ 1 after the log dropped the start: one LOSS
+ *   claim_commit   zero-copy messages arrive as written
+ */
+#include "unit_util.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/muoni.h"
+
+#define DEADLINE_MS 4000
+
+static struct {
+	muon_ctx_t *pc; /* publisher context */
+	muon_ctx_t *sc; /* subscriber context */
+	muon_ctx_t *sc2;
+	char ep[128];
+	unsigned ev_backpressure;
+	unsigned ev_slow_drop;
+	unsigned ev_other;
+} fx;
+
+static void pub_event(void *arg, const muon_event_t *ev)
+{
+	(void)arg;
+	if (ev->type == MUON_EVENT_BACKPRESSURE)
+		fx.ev_backpressure++;
+	else if (ev->type == MUON_EVENT_SLOW_DROP)
+		fx.ev_slow_drop++;
+	else
+		fx.ev_other++;
+}
+
+static void close_all(void)
+{
+	muon_ctx_destroy(fx.sc2);
+	muon_ctx_destroy(fx.sc);
+	muon_ctx_destroy(fx.pc);
+	fx.sc2 = fx.sc = fx.pc = NULL;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&fx, 0, sizeof(fx));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	close_all();
+	return 0;
+}
+
+/* No ring file of this process is left in /dev/shm. */
+static void check_no_rings(void)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	char prefix[64];
+	int n = 0;
+
+	if (!d)
+		return;
+	snprintf(prefix, sizeof(prefix), "muon-%d-", (int)getpid());
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, prefix, strlen(prefix)))
+			n++;
+	closedir(d);
+	assert_int_equal(n, 0);
+}
+
+static void finish(const char *transport)
+{
+	close_all();
+	if (!strcmp(transport, "shm"))
+		check_no_rings();
+}
+
+static void pub_config(muon_pub_config_t *pc, uint32_t log_size)
+{
+	muon_pub_config_init(pc);
+	pc->send_log_size = log_size;
+	pc->event_fn = pub_event;
+}
+
+/* Publisher and subscriber contexts with the test defaults (64 KiB rings,
+ * 1 KiB messages), the subscription made and the stream up. */
+static muon_pub_t *open_pair(const char *transport, const char *topic,
+			     const muon_pub_config_t *pcfg, struct ut_rx *rx,
+			     muon_start_t start, muon_sub_t **sub)
+{
+	muon_pub_t *pub = NULL;
+	muon_sub_config_t scfg;
+
+	fx.pc = ut_pub_ctx(transport, NULL, fx.ep, sizeof(fx.ep));
+	fx.sc = ut_sub_ctx(fx.ep, NULL);
+	assert_int_equal(muon_pub_create(fx.pc, topic, pcfg, &pub), 0);
+	rx->publisher_id = muon_ctx_id(fx.pc);
+	ut_rx_sub_config(rx, &scfg);
+	scfg.start = start;
+	assert_int_equal(muon_sub_create(fx.sc, topic, &scfg, sub), 0);
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS,
+		      muon_pub_subscribers(pub) == 1 &&
+			      muon_sub_images(*sub) == 1,
+		      "%s: stream never came up (%d subscribers, %d images)",
+		      transport, muon_pub_subscribers(pub),
+		      muon_sub_images(*sub));
+	return pub;
+}
+
+static int64_t publish_seq(muon_pub_t *pub, uint64_t seq, size_t lo,
+			   size_t hi)
+{
+	static uint8_t buf[1024];
+	size_t len = ut_len_for(seq, lo, hi);
+
+	ut_fill(buf, len, seq);
+	return muon_publish(pub, buf, len);
+}
+
+static void expect_clean(const struct ut_rx *rx, const char *what)
+{
+	muon_counters_t p = ut_counters(fx.pc), s = ut_counters(fx.sc);
+
+	if (rx->order_errors || rx->payload_errors || rx->meta_errors)
+		fail_msg("%s: %u order, %u payload, %u metadata errors "
+			 "(first bad seq %llu)", what, rx->order_errors,
+			 rx->payload_errors, rx->meta_errors,
+			 (unsigned long long)rx->first_bad_seq);
+	if (s.proto_errors || p.proto_errors)
+		fail_msg("%s: protocol errors: publisher %llu, subscriber %llu",
+			 what, (unsigned long long)p.proto_errors,
+			 (unsigned long long)s.proto_errors);
+	if (s.disconnects || p.disconnects || rx->n_down)
+		fail_msg("%s: connection dropped (publisher %llu, subscriber "
+			 "%llu disconnects, %u images down)", what,
+			 (unsigned long long)p.disconnects,
+			 (unsigned long long)s.disconnects, rx->n_down);
+}
+
+/* --------------------------------------------------------- backpressure */
+
+static void test_backpressure(const char *tp)
+{
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub;
+	muon_sub_t *sub = NULL;
+	struct ut_rx rx;
+	uint64_t seq = 0, target, dl;
+	unsigned i;
+	int64_t rc = 0;
+	muon_counters_t ctr;
+
+	ut_rx_init(&rx, "bp", 16, 1024);
+	pub_config(&pcfg, 16384);
+	pub = open_pair(tp, "bp", &pcfg, &rx, MUON_START_EARLIEST, &sub);
+
+	/* Fill the ring (or socket buffers) and the send log. */
+	for (i = 0; i < 500000; i++) {
+		rc = publish_seq(pub, seq + 1, 16, 1024);
+		if (rc == MUON_EBACKPRESSURE)
+			break;
+		if (rc != (int64_t)seq + 1)
+			fail_msg("publish %llu: %lld: %s",
+				 (unsigned long long)seq + 1, (long long)rc,
+				 muon_errmsg());
+		seq++;
+		if (i % 64 == 0)
+			ut_poll2(fx.pc, NULL);
+	}
+	if (rc != MUON_EBACKPRESSURE)
+		fail_msg("%s: %llu messages published without back-pressure",
+			 tp, (unsigned long long)seq);
+	assert_true(strlen(muon_errmsg()) > 0);
+	/* Refused again while nothing moved, and counted each time. */
+	assert_true(publish_seq(pub, seq + 1, 16, 1024) == MUON_EBACKPRESSURE);
+	ctr = ut_counters(fx.pc);
+	assert_true(ctr.backpressure >= 2);
+	assert_true(ctr.msgs_sent == seq);
+	assert_int_equal(fx.ev_backpressure, 1);
+	assert_true(rx.n_msgs == 0);
+
+	/* Now the subscriber reads, and publishing goes on. */
+	target = seq + 3000;
+	dl = ut_now_ms() + DEADLINE_MS;
+	while (seq < target) {
+		if (ut_now_ms() > dl)
+			fail_msg("%s: stuck at %llu of %llu published, %llu "
+				 "received", tp, (unsigned long long)seq,
+				 (unsigned long long)target,
+				 (unsigned long long)rx.n_msgs);
+		rc = publish_seq(pub, seq + 1, 16, 1024);
+		if (rc == MUON_EBACKPRESSURE) {
+			ut_poll2(fx.pc, fx.sc);
+			continue;
+		}
+		if (rc != (int64_t)seq + 1)
+			fail_msg("publish %llu: %lld: %s",
+				 (unsigned long long)seq + 1, (long long)rc,
+				 muon_errmsg());
+		seq++;
+		if (seq % 8 == 0)
+			ut_poll2(fx.pc, fx.sc);
+	}
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS,
+		      rx.last_seq >= target || rx.n_down,
+		      "%s: received %llu of %llu (last seq %llu)", tp,
+		      (unsigned long long)rx.n_msgs,
+		      (unsigned long long)target,
+		      (unsigned long long)rx.last_seq);
+	ut_poll_for(fx.pc, fx.sc, 20);
+	expect_clean(&rx, "backpressure");
+	assert_true(rx.n_msgs == target);
+	assert_true(rx.last_seq == target);
+	assert_int_equal(rx.n_loss, 0);
+	ctr = ut_counters(fx.sc);
+	assert_true(ctr.losses == 0);
+	assert_true(ctr.msgs_received == target);
+	finish(tp);
+}
+
+/* ------------------------------------------------------------ slow drop */
+
+static void test_slow_drop(const char *tp)
+{
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub;
+	muon_sub_t *sub = NULL;
+	struct ut_rx rx;
+	uint64_t seq = 0, dl;
+	muon_counters_t ctr;
+
+	ut_rx_init(&rx, "drop", 16, 1024);
+	pub_config(&pcfg, 16384);
+	pcfg.slow_policy = MUON_SLOW_DROP;
+	pcfg.slow_timeout_ms = 1000;
+	pub = open_pair(tp, "drop", &pcfg, &rx, MUON_START_EARLIEST, &sub);
+
+	/* The subscriber is never polled from here on. */
+	dl = ut_now_ms() + DEADLINE_MS;
+	for (;;) {
+		int64_t rc = publish_seq(pub, seq + 1, 16, 1024);
+
+		if (rc != (int64_t)seq + 1)
+			fail_msg("%s: publish %llu under MUON_SLOW_DROP gave "
+				 "%lld (%s): %s", tp,
+				 (unsigned long long)seq + 1, (long long)rc,
+				 muon_strerror((int)rc), muon_errmsg());
+		seq++;
+		ctr = ut_counters(fx.pc);
+		if (ctr.slow_drops >= 1)
+			break;
+		if (ut_now_ms() > dl)
+			fail_msg("%s: %llu messages published, subscriber "
+				 "never cut", tp, (unsigned long long)seq);
+	}
+	assert_true(ctr.backpressure == 0);
+	assert_true(fx.ev_slow_drop >= 1);
+	assert_int_equal(fx.ev_backpressure, 0);
+	assert_int_equal(muon_pub_subscribers(pub), 0);
+	/* Publishing goes on without a subscriber. */
+	assert_true(publish_seq(pub, seq + 1, 16, 1024) == (int64_t)seq + 1);
+	seq++;
+
+	/* The subscriber, polled again, gets what reached it, in order, and
+	 * hears that its stream went down. */
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS, rx.n_down >= 1,
+		      "%s: subscriber never saw its image go down "
+		      "(%llu received)", tp, (unsigned long long)rx.n_msgs);
+	assert_int_equal(rx.order_errors, 0);
+	assert_int_equal(rx.payload_errors, 0);
+	assert_true(rx.n_msgs > 0);
+	if (!strcmp(tp, "shm"))
+		assert_int_equal(rx.down_reason, MUON_DOWN_SLOW);
+	finish(tp);
+}
+
+/* ------------------------------------------------------------ late join */
+
+static void test_late_join(const char *tp)
+{
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub = NULL;
+	muon_sub_t *sub = NULL, *sub2 = NULL;
+	muon_sub_config_t scfg;
+	struct ut_rx rx, rx2;
+	uint64_t seq;
+
+	pub_config(&pcfg, 65536);
+	fx.pc = ut_pub_ctx(tp, NULL, fx.ep, sizeof(fx.ep));
+	assert_int_equal(muon_pub_create(fx.pc, "late", &pcfg, &pub), 0);
+	for (seq = 1; seq <= 100; seq++)
+		assert_true(publish_seq(pub, seq, 1, 300) == (int64_t)seq);
+	ut_poll_for(fx.pc, NULL, 5);
+
+	/* EARLIEST: the whole history from the send log. */
+	ut_rx_init(&rx, "late", 1, 300);
+	rx.publisher_id = muon_ctx_id(fx.pc);
+	fx.sc = ut_sub_ctx(fx.ep, NULL);
+	ut_rx_sub_config(&rx, &scfg);
+	scfg.start = MUON_START_EARLIEST;
+	assert_int_equal(muon_sub_create(fx.sc, "late", &scfg, &sub), 0);
+
+	/* LATEST: nothing of it. */
+	ut_rx_init(&rx2, "late", 1, 300);
+	rx2.expect = 101;
+	fx.sc2 = ut_sub_ctx(fx.ep, NULL);
+	ut_rx_sub_config(&rx2, &scfg);
+	scfg.start = MUON_START_LATEST;
+	assert_int_equal(muon_sub_create(fx.sc2, "late", &scfg, &sub2), 0);
+
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS, rx.last_seq >= 100,
+		      "%s: late joiner got %llu of 100", tp,
+		      (unsigned long long)rx.n_msgs);
+	UT_POLL_UNTIL(fx.pc, fx.sc2, DEADLINE_MS, muon_sub_images(sub2) == 1,
+		      "%s: second subscriber never came up", tp);
+	ut_poll_for(fx.pc, fx.sc, 10);
+	ut_poll_for(fx.pc, fx.sc2, 10);
+	expect_clean(&rx, "late join");
+	assert_true(rx.n_msgs == 100);
+	assert_int_equal(rx.n_loss, 0);
+	assert_int_equal(rx.n_up, 1);
+	assert_true(rx.up_from == 1);
+	assert_true(ut_counters(fx.pc).replays >= 1);
+	assert_true(rx2.n_msgs == 0);
+	assert_true(rx2.up_from == 101);
+
+	/* Both get what comes next. */
+	assert_true(publish_seq(pub, 101, 1, 300) == 101);
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS, rx.last_seq == 101,
+		      "%s: seq 101 never reached the first subscriber", tp);
+	UT_POLL_UNTIL(fx.pc, fx.sc2, DEADLINE_MS, rx2.last_seq == 101,
+		      "%s: seq 101 never reached the second subscriber", tp);
+	assert_true(rx2.n_msgs == 1);
+	assert_int_equal(rx2.order_errors + rx2.payload_errors, 0);
+	finish(tp);
+}
+
+/* ----------------------------------------------------------------- loss */
+
+static void test_loss(const char *tp)
+{
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub = NULL;
+	muon_sub_t *sub = NULL;
+	muon_sub_config_t scfg;
+	struct ut_rx rx;
+	muon_counters_t ctr;
+	uint64_t seq, k;
+
+	pub_config(&pcfg, 4096);
+	fx.pc = ut_pub_ctx(tp, NULL, fx.ep, sizeof(fx.ep));
+	assert_int_equal(muon_pub_create(fx.pc, "loss", &pcfg, &pub), 0);
+	for (seq = 1; seq <= 1000; seq++)
+		assert_true(publish_seq(pub, seq, 100, 100) == (int64_t)seq);
+	/* The oldest message the 4 KiB log still holds. */
+	k = muoni_sendlog_oldest(&pub->log);
+	assert_true(k > 1 && k < 1000);
+	assert_true(1000 - k + 1 <= 4096 / 136);
+
+	ut_rx_init(&rx, "loss", 100, 100);
+	rx.publisher_id = muon_ctx_id(fx.pc);
+	fx.sc = ut_sub_ctx(fx.ep, NULL);
+	ut_rx_sub_config(&rx, &scfg);
+	scfg.start = MUON_START_SEQ;
+	scfg.start_seq = 1;
+	assert_int_equal(muon_sub_create(fx.sc, "loss", &scfg, &sub), 0);
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS, rx.last_seq >= 1000,
+		      "%s: got %llu messages, last %llu, %u losses", tp,
+		      (unsigned long long)rx.n_msgs,
+		      (unsigned long long)rx.last_seq, rx.n_loss);
+	ut_poll_for(fx.pc, fx.sc, 20);
+	expect_clean(&rx, "loss");
+	assert_int_equal(rx.n_loss, 1);
+	assert_true(rx.loss_from == 1);
+	assert_true(rx.loss_to == k - 1);
+	assert_true(rx.n_msgs == 1000 - k + 1);
+	assert_true(rx.up_from == 1);
+	ctr = ut_counters(fx.sc);
+	assert_true(ctr.losses == 1);
+	assert_true(ctr.msgs_lost == k - 1);
+	assert_true(ctr.msgs_received == 1000 - k + 1);
+	finish(tp);
+}
+
+/* A start in the future: nothing before start_seq is delivered, and no
+ * loss is reported for it. */
+static void test_start_seq_future(const char *tp)
+{
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub = NULL;
+	muon_sub_t *sub = NULL;
+	muon_sub_config_t scfg;
+	struct ut_rx rx;
+	uint64_t seq;
+
+	pub_config(&pcfg, 65536);
+	fx.pc = ut_pub_ctx(tp, NULL, fx.ep, sizeof(fx.ep));
+	assert_int_equal(muon_pub_create(fx.pc, "future", &pcfg, &pub), 0);
+	for (seq = 1; seq <= 10; seq++)
+		assert_true(publish_seq(pub, seq, 8, 64) == (int64_t)seq);
+	ut_rx_init(&rx, "future", 8, 64);
+	rx.expect = 20;
+	fx.sc = ut_sub_ctx(fx.ep, NULL);
+	ut_rx_sub_config(&rx, &scfg);
+	scfg.start = MUON_START_SEQ;
+	scfg.start_seq = 20;
+	assert_int_equal(muon_sub_create(fx.sc, "future", &scfg, &sub), 0);
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS, muon_sub_images(sub) == 1,
+		      "%s: stream never came up", tp);
+	for (; seq <= 30; seq++)
+		assert_true(publish_seq(pub, seq, 8, 64) == (int64_t)seq);
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS, rx.last_seq >= 30,
+		      "%s: got %llu messages", tp,
+		      (unsigned long long)rx.n_msgs);
+	expect_clean(&rx, "future start");
+	assert_true(rx.n_msgs == 11);
+	assert_int_equal(rx.n_loss, 0);
+	assert_true(rx.up_from == 20);
+	finish(tp);
+}
+
+/* -------------------------------------------------------- claim/commit */
+
+static void test_claim_commit(const char *tp)
+{
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub;
+	muon_sub_t *sub = NULL;
+	struct ut_rx rx;
+	uint64_t seq = 0, dl;
+	unsigned i, aborted = 0;
+
+	ut_rx_init(&rx, "zc", 0, 1024);
+	pub_config(&pcfg, 0); /* the context's 1 MiB */
+	pub = open_pair(tp, "zc", &pcfg, &rx, MUON_START_LATEST, &sub);
+	dl = ut_now_ms() + DEADLINE_MS;
+	for (i = 0; i < 600; i++) {
+		size_t len = ut_len_for(seq + 1, 0, 1024);
+		void *buf = NULL;
+		int rc = muon_claim(pub, len, &buf);
+
+		if (ut_now_ms() > dl)
+			fail_msg("%s: claims stuck at %u", tp, i);
+		if (rc == MUON_EBACKPRESSURE) {
+			ut_poll2(fx.pc, fx.sc);
+			i--;
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_non_null(buf);
+		if (i % 7 == 3) {
+			/* Scribble, then drop it: none of this may arrive. */
+			memset(buf, 0xee, len);
+			assert_int_equal(muon_abort(pub), 0);
+			aborted++;
+			continue;
+		}
+		ut_fill(buf, len, seq + 1);
+		assert_true(muon_commit(pub) == (int64_t)seq + 1);
+		seq++;
+		ut_poll2(fx.pc, fx.sc);
+	}
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS, rx.last_seq >= seq,
+		      "%s: got %llu of %llu", tp,
+		      (unsigned long long)rx.n_msgs, (unsigned long long)seq);
+	ut_poll_for(fx.pc, fx.sc, 10);
+	expect_clean(&rx, "claim/commit");
+	assert_true(aborted > 50);
+	assert_true(rx.n_msgs == seq);
+	assert_true(ut_counters(fx.pc).msgs_sent == seq);
+	finish(tp);
+}
+
+#define BOTH(fn)                                                         \
+	static void fn##_shm(void **state)                               \
+	{                                                                \
+		(void)state;                                             \
+		fn("shm");                                               \
+	}                                                                \
+	static void fn##_tcp(void **state)                               \
+	{                                                                \
+		(void)state;                                             \
+		fn("tcp");                                               \
+	}
+
+BOTH(test_backpressure)
+BOTH(test_slow_drop)
+BOTH(test_late_join)
+BOTH(test_loss)
+BOTH(test_start_seq_future)
+BOTH(test_claim_commit)
+
+#define T(fn)                                                            \
+	cmocka_unit_test_setup_teardown(fn##_shm, setup, teardown),       \
+	cmocka_unit_test_setup_teardown(fn##_tcp, setup, teardown)
+
+/* argv[1], if given, picks tests by name (cmocka pattern): ctest runs
+ * each scenario in its own process so that one crash cannot hide the
+ * others. */
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_backpressure),
+		T(test_slow_drop),
+		T(test_late_join),
+		T(test_loss),
+		T(test_start_seq_future),
+		T(test_claim_commit),
+	};
+
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
+	return cmocka_run_group_tests_name("unit.flow", tests, NULL, NULL);
+}
