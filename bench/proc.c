@@ -1,0 +1,262 @@
+/*
+ * muon-bench: the pong child process, CPU pinning, bounded waits, pipes.
+ *
+ * Copyright 2026 The muon authors. Licensed under the Apache License 2.0.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int bench_pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return 0;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+		fprintf(stderr, "%s: cannot pin to CPU %d: %s\n", BENCH_PROG,
+			cpu, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		fprintf(stderr, "%s: fcntl: %s\n", BENCH_PROG, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int child_main(pid_t parent, int cpu, bench_child_fn fn, void *arg,
+		      int rd, int wr)
+{
+	/* A pong that outlives its ping would spin on a CPU forever. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		return 1;
+	/* The parent may have died before prctl took effect. */
+	if (getppid() != parent)
+		return 1;
+	if (bench_pin_self(cpu) != 0 || set_nonblock(rd) != 0)
+		return 1;
+	return fn(arg, rd, wr);
+}
+
+int bench_child_spawn(struct bench_child *c, int cpu, bench_child_fn fn,
+		      void *arg)
+{
+	int p2c[2], c2p[2];
+	pid_t parent = getpid();
+	pid_t pid;
+
+	c->pid = -1;
+	c->reaped = 0;
+	c->status = 0;
+	c->to_child = -1;
+	c->from_child = -1;
+	if (pipe2(p2c, O_CLOEXEC) != 0)
+		goto fail;
+	if (pipe2(c2p, O_CLOEXEC) != 0)
+		goto close_p2c;
+	/* Otherwise buffered output would be printed twice. */
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		goto close_c2p;
+	if (pid == 0) {
+		close(p2c[1]);
+		close(c2p[0]);
+		_exit(child_main(parent, cpu, fn, arg, p2c[0], c2p[1]));
+	}
+	close(p2c[0]);
+	close(c2p[1]);
+	c->pid = pid;
+	c->to_child = p2c[1];
+	c->from_child = c2p[0];
+	if (set_nonblock(c->from_child) != 0) {
+		bench_child_kill(c);
+		return -1;
+	}
+	return 0;
+
+close_c2p:
+	close(c2p[0]);
+	close(c2p[1]);
+close_p2c:
+	close(p2c[0]);
+	close(p2c[1]);
+fail:
+	fprintf(stderr, "%s: cannot start the pong process: %s\n", BENCH_PROG,
+		strerror(errno));
+	return -1;
+}
+
+static void report_exit(int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return;
+	if (WIFEXITED(status))
+		fprintf(stderr, "%s: pong process exited with status %d\n",
+			BENCH_PROG, WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		fprintf(stderr, "%s: pong process killed by signal %d (%s)\n",
+			BENCH_PROG, WTERMSIG(status),
+			strsignal(WTERMSIG(status)));
+}
+
+/* 1 reaped now, 0 still running, -1 waitpid failed. */
+static int try_reap(struct bench_child *c)
+{
+	pid_t r;
+
+	if (c->pid <= 0 || c->reaped)
+		return 1;
+	do
+		r = waitpid(c->pid, &c->status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		fprintf(stderr, "%s: waitpid: %s\n", BENCH_PROG,
+			strerror(errno));
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	c->reaped = 1;
+	return 1;
+}
+
+int bench_child_check(struct bench_child *c)
+{
+	int was_reaped = c->reaped;
+	int r = try_reap(c);
+
+	if (r == 0)
+		return 0;
+	if (r > 0 && !was_reaped) {
+		report_exit(c->status);
+		if (WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0)
+			fprintf(stderr, "%s: pong process exited early\n",
+				BENCH_PROG);
+	}
+	return -1;
+}
+
+static void close_pipes(struct bench_child *c)
+{
+	if (c->to_child >= 0)
+		close(c->to_child);
+	if (c->from_child >= 0)
+		close(c->from_child);
+	c->to_child = -1;
+	c->from_child = -1;
+}
+
+void bench_child_done(struct bench_child *c)
+{
+	close_pipes(c);
+}
+
+void bench_child_kill(struct bench_child *c)
+{
+	close_pipes(c);
+	if (c->pid <= 0 || c->reaped)
+		return;
+	kill(c->pid, SIGKILL);
+	while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
+		;
+	c->reaped = 1;
+}
+
+int bench_child_finish(struct bench_child *c, uint64_t timeout_ns)
+{
+	uint64_t deadline = bench_now_ns() + timeout_ns;
+	const struct timespec tick = { 0, 1000000 };
+	int r;
+
+	bench_child_done(c);
+	while ((r = try_reap(c)) == 0 && bench_now_ns() < deadline)
+		nanosleep(&tick, NULL);
+	if (r == 0) {
+		fprintf(stderr, "%s: pong process did not exit; killing it\n",
+			BENCH_PROG);
+		bench_child_kill(c);
+		return -1;
+	}
+	if (r < 0) {
+		bench_child_kill(c);
+		return -1;
+	}
+	report_exit(c->status);
+	return WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 ? 0 : -1;
+}
+
+int bench_spin_slow(struct bench_spin *s)
+{
+	uint64_t now = bench_now_ns();
+
+	if (s->child && bench_child_check(s->child) != 0)
+		return -1;
+	/* The clock is first read here, not at the start of the wait, so that
+	 * starting a wait costs nothing inside a timed round trip. */
+	if (s->deadline == 0) {
+		s->deadline = now + BENCH_TIMEOUT_NS;
+		return 0;
+	}
+	if (now < s->deadline)
+		return 0;
+	fprintf(stderr, "%s: %s: timed out after %llu s waiting for %s\n",
+		BENCH_PROG, s->who, BENCH_TIMEOUT_NS / 1000000000ull, s->what);
+	return -1;
+}
+
+int bench_pipe_try_read(int fd, void *buf, size_t len)
+{
+	ssize_t n = read(fd, buf, len);
+
+	if (n == (ssize_t)len)
+		return 1;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n < 0)
+		fprintf(stderr, "%s: pipe read: %s\n", BENCH_PROG,
+			strerror(errno));
+	else if (n > 0)
+		fprintf(stderr, "%s: pipe read: short message (%zd of %zu)\n",
+			BENCH_PROG, n, len);
+	/* n == 0 is EOF: the other side is gone, and it says why itself. */
+	return -1;
+}
+
+int bench_pipe_write(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "%s: pipe write: %s\n", BENCH_PROG,
+				strerror(errno));
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
