@@ -1,8 +1,10 @@
 /*
- * Connections, transport-independent: the HELLO handshake, dispatch of
- * received frames to images (subscriber role), control messages and the
- * ordered queue of stream-control frames (publisher role), liveness and
- * teardown. Transports call in through the muoni_conn_* functions.
+ * Connections, transport-independent: the HELLO handshake, one connection
+ * per pair of contexts, dispatch of received frames (data to images,
+ * subscriptions to publications), the ordered queue of stream-control
+ * frames, liveness and teardown. A connection is bidirectional: each side
+ * may subscribe to the other's publications over it. Transports call in
+ * through the muoni_conn_* functions.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +13,13 @@
 #include "core/muoni.h"
 
 void muoni_conn_init(struct muoni_conn *c, struct muon_ctx *ctx,
-		     const struct muoni_transport_ops *ops, int role,
+		     const struct muoni_transport_ops *ops, bool outbound,
 		     const char *desc)
 {
 	c->ops = ops;
 	c->ctx = ctx;
-	c->role = role;
-	c->state = role == MUONI_ROLE_SUB ? MUONI_CONN_CONNECTING
-					  : MUONI_CONN_HANDSHAKE;
+	c->outbound = outbound;
+	c->state = outbound ? MUONI_CONN_CONNECTING : MUONI_CONN_HANDSHAKE;
 	c->id = ++ctx->next_conn_id;
 	c->rx_index = (unsigned)-1;
 	c->last_rx_ns = muoni_now_ns();
@@ -207,13 +208,7 @@ static void conn_send_hello(struct muoni_conn *c)
 
 	snprintf(h.name, sizeof(h.name), "%s", c->ctx->cfg.name);
 	n = muoni_enc_hello(buf, sizeof(buf), &h);
-	if (c->role == MUONI_ROLE_SUB) {
-		conn_ctrl_send(c, buf, n);
-	} else if (muoni_conn_ctl_queue(c, buf, n) == 0) {
-		muoni_conn_ctl_flush(c);
-	} else {
-		muoni_conn_fail(c, MUON_ENOMEM, MUON_DOWN_DISCONNECTED);
-	}
+	conn_ctrl_send(c, buf, n);
 }
 
 void muoni_conn_send_subscribe(struct muoni_conn *c, struct muon_sub *s)
@@ -226,6 +221,19 @@ void muoni_conn_send_subscribe(struct muoni_conn *c, struct muon_sub *s)
 
 	if (c->state != MUONI_CONN_UP || s->closed)
 		return;
+	if (!c->receiving) {
+		/* First subscription over this connection: data will flow
+		 * towards us, so the transport must be ready and the data
+		 * path must poll it. */
+		int rc = c->ops->rx_open ? c->ops->rx_open(c) : 0;
+		if (!rc)
+			rc = muoni_ctx_rx_add(c->ctx, c);
+		if (rc) {
+			muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
+			return;
+		}
+		c->receiving = true;
+	}
 	/* Streams this subscription already saw from this very publisher
 	 * context resume where they stopped. */
 	if (s->n_resume) {
@@ -298,6 +306,42 @@ static void conn_up(struct muoni_conn *c, const struct muoni_hello *h)
 	MUONI_INFO(c->ctx, "%s: up", c->desc);
 }
 
+/* Of two connections between the same pair of contexts, both sides keep
+ * the one made by the context with the lower id. */
+static bool conn_preferred(const struct muoni_conn *c)
+{
+	return c->outbound ? c->ctx->id < c->peer_ctx_id
+			   : c->peer_ctx_id < c->ctx->id;
+}
+
+/*
+ * One connection per pair of contexts: two contexts that list each other
+ * as peers connect both ways; keep one, deterministically on both sides.
+ * A subscription on the dropped one resumes on the kept one without loss
+ * or repetition. Returns false if `c` itself was dropped.
+ */
+static bool conn_dedupe(struct muoni_conn *c)
+{
+	struct muoni_conn *o;
+
+	for (o = c->ctx->conns; o; o = o->next) {
+		struct muoni_conn *lose;
+
+		if (o == c || o->state != MUONI_CONN_UP ||
+		    o->peer_ctx_id != c->peer_ctx_id)
+			continue;
+		lose = conn_preferred(c) ? o : c;
+		if (lose->peer)
+			lose->peer->covered_by = c->peer_ctx_id;
+		MUONI_INFO(c->ctx, "%s: already connected to this context "
+			   "over %s; closing %s", c->desc,
+			   (lose == c ? o : c)->desc, lose->desc);
+		muoni_conn_close(lose, MUON_DOWN_DISCONNECTED);
+		return lose != c;
+	}
+	return true;
+}
+
 static int rx_hello(struct muoni_conn *c, const void *payload, uint32_t plen)
 {
 	struct muoni_hello h;
@@ -312,10 +356,15 @@ static int rx_hello(struct muoni_conn *c, const void *payload, uint32_t plen)
 	if (rc)
 		return rc;
 	conn_up(c, &h);
+	if (!c->outbound)
+		conn_send_hello(c); /* the answer */
 	if (c->peer) {
 		c->peer->backoff_ms = c->ctx->cfg.reconnect_ms;
 		c->peer->last_status = 0;
+		c->peer->covered_by = 0;
 	}
+	if (c->state != MUONI_CONN_UP || !conn_dedupe(c))
+		return 0;
 	for (s = c->ctx->subs; s && c->state == MUONI_CONN_UP; s = s->next)
 		muoni_conn_send_subscribe(c, s);
 	return 0;
@@ -433,60 +482,6 @@ static int rx_data(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 	return 1;
 }
 
-int muoni_conn_rx_frame(struct muoni_conn *c, const struct muoni_frame_hdr *h,
-			const void *payload)
-{
-	uint32_t plen = h->len - MUONI_FRAME_HDR_LEN;
-	int rc;
-
-	c->rx_count++;
-	if (MUONI_LIKELY(h->type == MUONI_FT_DATA && c->state == MUONI_CONN_UP)) {
-		rc = rx_data(c, h, payload);
-		if (MUONI_UNLIKELY(rc < 0))
-			return conn_proto_error(c, rc);
-		return c->state == MUONI_CONN_DEAD ? MUON_ECLOSED : rc;
-	}
-	if (c->state == MUONI_CONN_DEAD)
-		return MUON_ECLOSED;
-	switch (h->type) {
-	case MUONI_FT_HELLO:
-		rc = rx_hello(c, payload, plen);
-		break;
-	case MUONI_FT_HEARTBEAT:
-	case MUONI_FT_PAD:
-		rc = 0;
-		break;
-	case MUONI_FT_CLOSE: {
-		uint32_t reason;
-		rc = muoni_dec_close(payload, plen, &reason);
-		if (!rc && reason >= MUON_DOWN_CLOSED &&
-		    reason <= MUON_DOWN_PROTOCOL)
-			c->down_reason = (int)reason;
-		break;
-	}
-	default:
-		if (c->state != MUONI_CONN_UP) {
-			rc = MUONI_ERR(MUON_EPROTO, "frame type %u before "
-				       "HELLO", h->type);
-			break;
-		}
-		if (h->type == MUONI_FT_STREAM_INFO)
-			rc = rx_stream_info(c, h, payload, plen);
-		else if (h->type == MUONI_FT_LOSS)
-			rc = rx_loss(c, h, payload, plen);
-		else if (h->type == MUONI_FT_STREAM_END)
-			rc = rx_stream_end(c, h);
-		else
-			rc = MUONI_ERR(MUON_EPROTO, "frame type %u not valid "
-				       "towards a subscriber", h->type);
-	}
-	if (rc < 0)
-		return rc == MUON_ECLOSED ? (muoni_conn_fail(c, rc,
-				MUON_DOWN_DISCONNECTED), rc)
-					  : conn_proto_error(c, rc);
-	return c->state == MUONI_CONN_DEAD ? MUON_ECLOSED : 0;
-}
-
 /* ------------------------------------------------- publisher-side control */
 
 static struct muoni_rsub *rsub_find(struct muoni_conn *c, const char *topic,
@@ -564,83 +559,79 @@ int muoni_conn_peer_subscribed(struct muoni_conn *c, const char *topic,
 	return rsub_find(c, topic, len) != NULL;
 }
 
-void muoni_conn_rx_ctrl(struct muoni_conn *c, const void *frame, size_t len)
+int muoni_conn_rx(struct muoni_conn *c, const struct muoni_frame_hdr *h,
+		  const void *payload)
 {
-	struct muoni_frame_hdr h;
-	const uint8_t *payload = (const uint8_t *)frame + MUONI_FRAME_HDR_LEN;
+	uint32_t plen = h->len - MUONI_FRAME_HDR_LEN;
 	int rc;
 
-	if (c->state == MUONI_CONN_DEAD)
-		return;
-	if (len < MUONI_FRAME_HDR_LEN) {
-		conn_proto_error(c, MUONI_ERR(MUON_EPROTO, "control message "
-					      "of %zu bytes", len));
-		return;
-	}
-	memcpy(&h, frame, sizeof(h));
-	rc = muoni_frame_check(&h, h.len, len, 0);
-	if (!rc && h.type == MUONI_FT_DATA)
-		rc = MUONI_ERR(MUON_EPROTO, "data frame on the control channel");
-	if (rc) {
-		conn_proto_error(c, rc);
-		return;
-	}
-	c->last_rx_ns = muoni_now_ns();
 	c->rx_count++;
-	if (c->role == MUONI_ROLE_SUB) {
-		/* Only a best-effort CLOSE travels this way. */
-		if (h.type == MUONI_FT_CLOSE)
-			muoni_conn_rx_frame(c, &h, payload);
-		return;
+	if (MUONI_LIKELY(h->type == MUONI_FT_DATA && c->state == MUONI_CONN_UP)) {
+		rc = rx_data(c, h, payload);
+		if (MUONI_UNLIKELY(rc < 0))
+			return conn_proto_error(c, rc);
+		return c->state == MUONI_CONN_DEAD ? MUON_ECLOSED : rc;
 	}
-	switch (h.type) {
-	case MUONI_FT_HELLO: {
-		struct muoni_hello hello;
-		if (c->state != MUONI_CONN_HANDSHAKE) {
-			rc = MUONI_ERR(MUON_EPROTO, "second HELLO");
-			break;
-		}
-		rc = muoni_dec_hello(payload, h.len - MUONI_FRAME_HDR_LEN,
-				     &hello);
-		if (!rc)
-			rc = hello_check(c, &hello);
-		if (rc == MUON_ECLOSED) {
-			muoni_conn_fail(c, rc, MUON_DOWN_CLOSED);
-			return;
-		}
-		if (!rc) {
-			conn_up(c, &hello);
-			conn_send_hello(c);
-		}
-		break;
-	}
-	case MUONI_FT_SUBSCRIBE:
-	case MUONI_FT_UNSUBSCRIBE:
-		if (c->state != MUONI_CONN_UP) {
-			rc = MUONI_ERR(MUON_EPROTO, "subscription before HELLO");
-			break;
-		}
-		rc = h.type == MUONI_FT_SUBSCRIBE
-			     ? rx_subscribe(c, payload,
-					    h.len - MUONI_FRAME_HDR_LEN)
-			     : rx_unsubscribe(c, payload,
-					      h.len - MUONI_FRAME_HDR_LEN);
+	if (c->state == MUONI_CONN_DEAD)
+		return MUON_ECLOSED;
+	switch (h->type) {
+	case MUONI_FT_HELLO:
+		rc = rx_hello(c, payload, plen);
 		break;
 	case MUONI_FT_HEARTBEAT:
+		rc = 0;
 		break;
-	case MUONI_FT_CLOSE:
+	case MUONI_FT_CLOSE: {
+		uint32_t reason;
+
+		rc = muoni_dec_close(payload, plen, &reason);
+		if (rc)
+			break;
+		if (reason >= MUON_DOWN_CLOSED && reason <= MUON_DOWN_PROTOCOL)
+			c->down_reason = (int)reason;
 		muoni_conn_close(c, MUON_DOWN_DISCONNECTED);
-		return;
+		return MUON_ECLOSED;
+	}
 	default:
-		rc = MUONI_ERR(MUON_EPROTO, "frame type %u not valid towards "
-			       "a publisher", h.type);
+		if (c->state != MUONI_CONN_UP) {
+			rc = MUONI_ERR(MUON_EPROTO, "frame type %u before "
+				       "HELLO", h->type);
+			break;
+		}
+		switch (h->type) {
+		case MUONI_FT_STREAM_INFO:
+			rc = rx_stream_info(c, h, payload, plen);
+			break;
+		case MUONI_FT_LOSS:
+			rc = rx_loss(c, h, payload, plen);
+			break;
+		case MUONI_FT_STREAM_END:
+			rc = rx_stream_end(c, h);
+			break;
+		case MUONI_FT_SUBSCRIBE:
+			rc = rx_subscribe(c, payload, plen);
+			break;
+		case MUONI_FT_UNSUBSCRIBE:
+			rc = rx_unsubscribe(c, payload, plen);
+			break;
+		case MUONI_FT_DATA:
+			rc = 0; /* state checked above; cannot happen */
+			break;
+		default:
+			rc = MUONI_ERR(MUON_EPROTO, "frame type %u not valid on "
+				       "a connection", h->type);
+		}
 	}
-	if (rc < 0 && c->state != MUONI_CONN_DEAD) {
+	if (rc < 0) {
+		if (c->state == MUONI_CONN_DEAD)
+			return MUON_ECLOSED;
 		if (rc == MUON_EPROTO)
-			conn_proto_error(c, rc);
-		else
-			muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
+			return conn_proto_error(c, rc);
+		muoni_conn_fail(c, rc, rc == MUON_ECLOSED ? MUON_DOWN_CLOSED
+							  : MUON_DOWN_DISCONNECTED);
+		return MUON_ECLOSED;
 	}
+	return c->state == MUONI_CONN_DEAD ? MUON_ECLOSED : 0;
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -681,12 +672,9 @@ void muoni_conn_close(struct muoni_conn *c, int down_reason)
 	if (c->state == MUONI_CONN_UP)
 		ctx->ctr.disconnects++;
 	c->state = MUONI_CONN_DEAD;
-	if (c->role == MUONI_ROLE_SUB) {
-		conn_drop_images(c, down_reason, c->desc);
-	} else {
-		while (c->n_senders)
-			muoni_sender_remove(c->senders[c->n_senders - 1]);
-	}
+	conn_drop_images(c, down_reason, c->desc);
+	while (c->n_senders)
+		muoni_sender_remove(c->senders[c->n_senders - 1]);
 	if (c->peer) {
 		struct muoni_peer *pr = c->peer;
 		uint32_t max = ctx->cfg.reconnect_ms * 32;
@@ -758,13 +746,9 @@ void muoni_conn_timers(struct muoni_conn *c, uint64_t now)
 	}
 	if (muoni_elapsed(now, c->last_tx_ns) < hb)
 		return;
+	/* On the control channel, so a full data path does not read as
+	 * silence. */
 	n = muoni_enc_simple(buf, sizeof(buf), MUONI_FT_HEARTBEAT, 0, 0);
-	if (c->role == MUONI_ROLE_SUB) {
-		conn_ctrl_send(c, buf, n);
-	} else if (c->ctl_len == 0 && muoni_conn_ctl_queue(c, buf, n) == 0) {
-		/* A full ring is not silence: the subscriber's own
-		 * heartbeats say it lives; ours can wait in the queue. */
-		muoni_conn_ctl_flush(c);
-	}
+	conn_ctrl_send(c, buf, n);
 	c->last_tx_ns = now;
 }

@@ -117,6 +117,20 @@ static void ctx_reap(struct muon_ctx *ctx)
 	}
 }
 
+/* Whether a live connection the peer made to us serves as this peer. */
+static bool peer_covered(struct muon_ctx *ctx, struct muoni_peer *pr)
+{
+	const struct muoni_conn *c;
+
+	if (!pr->covered_by)
+		return false;
+	for (c = ctx->conns; c; c = c->next)
+		if (c->state == MUONI_CONN_UP && c->peer_ctx_id == pr->covered_by)
+			return true;
+	pr->covered_by = 0;
+	return false;
+}
+
 static void ctx_timers(struct muon_ctx *ctx)
 {
 	uint64_t now = ctx->now_ns;
@@ -126,7 +140,8 @@ static void ctx_timers(struct muon_ctx *ctx)
 
 	for (i = 0; i < ctx->n_peers; i++) {
 		struct muoni_peer *pr = &ctx->peers[i];
-		if (!pr->conn && now >= pr->next_attempt_ns && !ctx->destroying)
+		if (!pr->conn && now >= pr->next_attempt_ns &&
+		    !ctx->destroying && !peer_covered(ctx, pr))
 			peer_connect(ctx, pr);
 	}
 	for (c = ctx->conns; c; c = c->next)

@@ -55,6 +55,14 @@ struct muoni_frame_hdr {
 _Static_assert(sizeof(struct muoni_frame_hdr) == MUONI_FRAME_HDR_LEN,
 	       "frame header is 32 bytes on the wire");
 
+/* Frames of the control channel (the rest travel on the data path). */
+static inline int muoni_frame_is_ctrl(uint16_t type)
+{
+	return type == MUONI_FT_HELLO || type == MUONI_FT_SUBSCRIBE ||
+	       type == MUONI_FT_UNSUBSCRIBE || type == MUONI_FT_HEARTBEAT ||
+	       type == MUONI_FT_CLOSE;
+}
+
 static inline uint32_t muoni_align8(uint32_t n)
 {
 	return (n + (MUONI_FRAME_ALIGN - 1)) & ~(MUONI_FRAME_ALIGN - 1);

@@ -147,6 +147,9 @@ struct muoni_peer {
 	uint64_t next_attempt_ns;
 	uint32_t backoff_ms;
 	int last_status;
+	/* The peer context turned out to be reachable over a connection it
+	 * made to us; no need to connect while that one is up. */
+	uint64_t covered_by;
 };
 
 enum muoni_conn_state {
@@ -156,18 +159,14 @@ enum muoni_conn_state {
 	MUONI_CONN_DEAD = 4,       /* closed, waiting to be reaped */
 };
 
-enum muoni_role {
-	MUONI_ROLE_SUB = 1, /* we connected and receive data */
-	MUONI_ROLE_PUB = 2, /* we accepted and send data */
-};
-
 struct muoni_image;
 struct muoni_sender;
 
 struct muoni_conn {
 	const struct muoni_transport_ops *ops;
 	struct muon_ctx *ctx;
-	int role;
+	bool outbound; /* we connected (else we accepted) */
+	bool receiving; /* we subscribed over it: polled on the data path */
 	int state;
 	uint64_t id;
 	uint64_t peer_ctx_id;
@@ -185,14 +184,14 @@ struct muoni_conn {
 	uint64_t last_tx_ns;
 	uint64_t state_since_ns;
 
-	/* subscriber role: images by stream id (open addressing) */
+	/* receiving side: images by stream id (open addressing) */
 	struct muoni_image **img_tab;
 	uint32_t img_mask;
 	uint32_t n_img;
 	struct muoni_image *img_last;
 	unsigned rx_index;
 
-	/* publisher role */
+	/* sending side */
 	struct muoni_sender **senders;
 	unsigned n_senders;
 	unsigned cap_senders;
@@ -327,13 +326,15 @@ void muoni_ctx_control(struct muon_ctx *ctx);
 
 /* conn.c: called by transports */
 void muoni_conn_init(struct muoni_conn *c, struct muon_ctx *ctx,
-		     const struct muoni_transport_ops *ops, int role,
+		     const struct muoni_transport_ops *ops, bool outbound,
 		     const char *desc);
 int muoni_conn_accepted(struct muoni_conn *c);
 void muoni_conn_transport_up(struct muoni_conn *c);
-int muoni_conn_rx_frame(struct muoni_conn *c, const struct muoni_frame_hdr *h,
-			const void *payload);
-void muoni_conn_rx_ctrl(struct muoni_conn *c, const void *frame, size_t len);
+/* Every frame a transport receives, on either channel, after the header
+ * passed muoni_frame_check(). Returns DATA frames delivered (0 or 1), or a
+ * negative status when the connection is gone (stop reading). */
+int muoni_conn_rx(struct muoni_conn *c, const struct muoni_frame_hdr *h,
+		  const void *payload);
 void muoni_conn_fail(struct muoni_conn *c, int status, int down_reason);
 
 static inline uint32_t muoni_conn_max_data(const struct muoni_conn *c);

@@ -162,8 +162,7 @@ int muoni_sub_create(struct muon_ctx *ctx, const char *topic,
 		ctx->subs->prev = s;
 	ctx->subs = s;
 	for (c = ctx->conns; c; c = c->next)
-		if (c->role == MUONI_ROLE_SUB)
-			muoni_conn_send_subscribe(c, s);
+		muoni_conn_send_subscribe(c, s);
 	*out = s;
 	return 0;
 }
@@ -186,7 +185,7 @@ void muoni_sub_destroy(struct muon_sub *s)
 	for (c = ctx->conns; c; c = c->next) {
 		uint32_t i;
 
-		if (c->role != MUONI_ROLE_SUB)
+		if (!c->receiving)
 			continue;
 		for (i = 0; c->img_tab && i <= c->img_mask; i++)
 			if (c->img_tab[i] && c->img_tab[i]->sub == s)

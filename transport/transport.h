@@ -2,8 +2,9 @@
  * The one interface between core and a transport. Core picks the ops table
  * once per connection (by endpoint scheme), so the hot path costs one
  * indirect call at most. A transport knows nothing of topics or streams: it
- * moves whole frames, publisher -> subscriber on the data path, and small
- * control frames subscriber -> publisher.
+ * moves whole frames on a data path (stream frames, towards the side that
+ * subscribed) and small control frames on a control channel. Connections
+ * are bidirectional: either side may subscribe over one.
  *
  * A transport embeds `struct muoni_conn` at the start of its own
  * connection struct and `struct muoni_listener` in its listener.
@@ -52,13 +53,17 @@ struct muoni_transport_ops {
 	int (*push_msg)(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 			const void *payload, uint32_t plen);
 
-	/* Subscriber side: hand up to `budget` received frames to
-	 * muoni_conn_rx_frame(). Returns the number of DATA frames delivered,
-	 * or a negative status when the link is broken. */
+	/* Receiving side: hand up to `budget` received frames to
+	 * muoni_conn_rx(). Returns the number of DATA frames delivered, or a
+	 * negative status when the link is broken. */
 	int (*poll)(struct muoni_conn *c, unsigned budget);
 
-	/* Send one whole control frame on the control channel (subscriber ->
-	 * publisher, or a best-effort CLOSE publisher -> subscriber). Queued
+	/* Optional: get ready to receive data on a connection we accepted
+	 * (before our first SUBSCRIBE on it). Idempotent. */
+	int (*rx_open)(struct muoni_conn *c);
+
+	/* Send one whole control frame (HELLO, SUBSCRIBE, UNSUBSCRIBE,
+	 * HEARTBEAT, CLOSE) on the control channel, either direction. Queued
 	 * if the channel is busy; never blocks. */
 	int (*ctrl_send)(struct muoni_conn *c, const void *frame, size_t len);
 

@@ -32,22 +32,29 @@ static inline uint32_t slot_len(uint32_t len)
 }
 #define RING_MAX (1ull << 30)
 
-struct shm_conn {
-	struct muoni_conn base;
-	struct muoni_fdh fdh;
+/* One mapped ring: the one we own and read (rx), or the peer's that we
+ * write (tx). */
+struct shm_ring {
 	uint8_t *map;
 	size_t map_len;
 	struct muoni_shm_ring_hdr *hdr;
 	uint8_t *ring;
 	uint64_t cap;
 	uint64_t mask;
-	uint64_t pos;            /* sub: read position; pub: write position */
-	uint64_t published;      /* sub: last position stored in consumed */
-	uint64_t consumed_cache; /* pub */
+	uint64_t pos;  /* rx: read position; tx: write position */
+	uint64_t aux;  /* rx: last position stored in consumed;
+			  tx: cached consumed position of the reader */
+};
+
+struct shm_conn {
+	struct muoni_conn base;
+	struct muoni_fdh fdh;
+	struct shm_ring rx;
+	struct shm_ring tx;
 	uint32_t max_data;
-	int ring_fd;             /* sub: keeps the flock for our lifetime */
+	int ring_fd;             /* rx ring file, keeps our flock */
 	char path[320];
-	bool fd_sent;
+	bool fd_pending;         /* attach ring_fd to the next packet */
 	bool peer_eof;
 	bool want_out;
 	uint8_t *txq;            /* queued control packets: u32 len + bytes */
@@ -86,7 +93,7 @@ static int send_packet(struct shm_conn *sc, const void *p, size_t len)
 	} cm;
 	struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	bool attach = sc->base.role == MUONI_ROLE_SUB && !sc->fd_sent;
+	bool attach = sc->fd_pending;
 	ssize_t n;
 
 	if (attach) {
@@ -104,7 +111,7 @@ static int send_packet(struct shm_conn *sc, const void *p, size_t len)
 	n = sendmsg(sc->fdh.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (n == (ssize_t)len) {
 		if (attach)
-			sc->fd_sent = true;
+			sc->fd_pending = false;
 		return 0;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
@@ -190,26 +197,28 @@ static int shm_ctrl_send(struct muoni_conn *c, const void *frame, size_t len)
 
 /* ------------------------------------------------------------ ring setup */
 
-static int ring_map(struct shm_conn *sc, int fd, uint64_t cap, int prot)
+static int ring_map(struct shm_conn *sc, struct shm_ring *r, int fd,
+		    uint64_t cap, bool writer)
 {
 	size_t len = MUONI_SHM_HDR_SIZE + cap + MUONI_SHM_SLACK;
-	void *m = mmap(NULL, len, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, fd, 0);
 
 	if (m == MAP_FAILED)
 		return MUONI_ERR_ERRNO("%s: mmap ring of %llu bytes",
 				       sc->base.desc, (unsigned long long)cap);
-	/* Publisher writes frames, subscriber writes only the header. */
-	muoni_pretouch(m, len, sc->base.role == MUONI_ROLE_PUB);
-	sc->map = m;
-	sc->map_len = len;
-	sc->hdr = m;
-	sc->ring = (uint8_t *)m + MUONI_SHM_HDR_SIZE;
-	sc->cap = cap;
-	sc->mask = cap - 1;
+	/* The writer writes frames, the reader only the header. */
+	muoni_pretouch(m, len, writer);
+	r->map = m;
+	r->map_len = len;
+	r->hdr = m;
+	r->ring = (uint8_t *)m + MUONI_SHM_HDR_SIZE;
+	r->cap = cap;
+	r->mask = cap - 1;
 	return 0;
 }
 
-/* Publisher: map the ring the subscriber sent, after checking it. */
+/* Map the ring the peer sent (we write into it), after checking it. */
 static int ring_attach(struct shm_conn *sc, int fd)
 {
 	struct muoni_shm_ring_hdr h;
@@ -237,10 +246,11 @@ static int ring_attach(struct shm_conn *sc, int fd)
 				 "header says %llu", sc->base.desc,
 				 (long long)st.st_size,
 				 (unsigned long long)h.ring_size);
-	return ring_map(sc, fd, h.ring_size, PROT_READ | PROT_WRITE);
+	return ring_map(sc, &sc->tx, fd, h.ring_size, true);
 }
 
-/* Subscriber: create, lock and map our own ring. */
+/* Create, lock and map our own receive ring; its fd goes to the peer with
+ * the next control packet. */
 static int ring_create(struct shm_conn *sc, struct muon_ctx *ctx)
 {
 	uint64_t cap = ctx->cfg.ring_size;
@@ -263,10 +273,10 @@ static int ring_create(struct shm_conn *sc, struct muon_ctx *ctx)
 					   MUONI_SHM_SLACK)))
 		return MUONI_ERR_ERRNO("size %s to %llu bytes", sc->path,
 				       (unsigned long long)cap);
-	rc = ring_map(sc, sc->ring_fd, cap, PROT_READ | PROT_WRITE);
+	rc = ring_map(sc, &sc->rx, sc->ring_fd, cap, false);
 	if (rc)
 		return rc;
-	h = sc->hdr;
+	h = sc->rx.hdr;
 	h->version = MUONI_SHM_VERSION;
 	h->hdr_size = MUONI_SHM_HDR_SIZE;
 	h->ring_size = cap;
@@ -274,6 +284,7 @@ static int ring_create(struct shm_conn *sc, struct muon_ctx *ctx)
 	h->owner_pid = (int32_t)getpid();
 	atomic_store_explicit((_Atomic uint64_t *)&h->magic, MUONI_SHM_MAGIC,
 			      memory_order_release);
+	sc->fd_pending = true;
 	return 0;
 }
 
@@ -281,15 +292,41 @@ static int ring_create(struct shm_conn *sc, struct muon_ctx *ctx)
 
 static void shm_peer_gone(struct shm_conn *sc, const char *why)
 {
-	if (sc->base.role == MUONI_ROLE_PUB || !sc->map) {
+	if (!sc->rx.map || !sc->base.receiving) {
 		muoni_conn_fail(&sc->base, MUONI_ERR(MUON_ECLOSED, "%s: %s",
 				sc->base.desc, why), MUON_DOWN_DISCONNECTED);
 		return;
 	}
-	/* Subscriber: what the publisher wrote before it went is still in the
-	 * ring; poll drains it and then reports the connection down. */
+	/* What the peer wrote before it went is still in our ring; poll
+	 * drains it and then reports the connection down. */
 	sc->peer_eof = true;
 	muoni_ctx_fd_del(sc->base.ctx, &sc->fdh);
+}
+
+/* One control packet: a whole control frame, checked before core sees it. */
+static int shm_rx_packet(struct shm_conn *sc, size_t n)
+{
+	struct muoni_frame_hdr h;
+	int rc;
+
+	if (n < MUONI_FRAME_HDR_LEN) {
+		rc = MUONI_ERR(MUON_EPROTO, "control packet of %zu bytes", n);
+		goto proto;
+	}
+	memcpy(&h, sc->rxbuf, sizeof(h));
+	rc = muoni_frame_check(&h, h.len, n, 0);
+	if (!rc && !muoni_frame_is_ctrl(h.type))
+		rc = MUONI_ERR(MUON_EPROTO, "frame type %u on the control "
+			       "channel", h.type);
+	if (rc)
+		goto proto;
+	return muoni_conn_rx(&sc->base, &h, sc->rxbuf + MUONI_FRAME_HDR_LEN);
+
+proto:
+	sc->base.ctx->ctr.proto_errors++;
+	muoni_err_push(rc, "%s", sc->base.desc);
+	muoni_conn_fail(&sc->base, rc, MUON_DOWN_PROTOCOL);
+	return rc;
 }
 
 static void shm_read_ctrl(struct shm_conn *sc)
@@ -342,27 +379,23 @@ static void shm_read_ctrl(struct shm_conn *sc)
 					sc->base.desc), MUON_DOWN_PROTOCOL);
 			return;
 		}
-		if (sc->base.role == MUONI_ROLE_PUB && !sc->map) {
-			rc = rfd < 0 ? MUONI_ERR(MUON_EPROTO, "%s: first "
-						 "message carries no ring",
-						 sc->base.desc)
-				     : ring_attach(sc, rfd);
-			if (rfd >= 0)
-				close(rfd);
+		if (rfd >= 0) {
+			/* The peer's receive ring: we write into it. */
+			rc = sc->tx.map ? MUONI_ERR(MUON_EPROTO, "%s: second "
+						    "ring offered",
+						    sc->base.desc)
+					: ring_attach(sc, rfd);
+			close(rfd);
 			if (rc) {
 				sc->base.ctx->ctr.proto_errors++;
 				muoni_conn_fail(&sc->base, rc,
 						MUON_DOWN_PROTOCOL);
 				return;
 			}
-			sc->max_data = muoni_conn_max_data(&sc->base);
-		} else if (rfd >= 0) {
-			close(rfd);
 		}
 		if (n == 1)
 			continue; /* a wake-up byte: nothing to read */
-		muoni_conn_rx_ctrl(&sc->base, sc->rxbuf, (size_t)n);
-		if (sc->base.state == MUONI_CONN_DEAD)
+		if (shm_rx_packet(sc, (size_t)n) < 0)
 			return;
 	}
 }
@@ -392,8 +425,8 @@ static void shm_conn_cb(struct muoni_fdh *h, uint32_t events)
 		shm_read_ctrl(sc);
 }
 
-static struct shm_conn *shm_conn_new(struct muon_ctx *ctx, int fd, int role,
-				     const char *desc)
+static struct shm_conn *shm_conn_new(struct muon_ctx *ctx, int fd,
+				     bool outbound, const char *desc)
 {
 	struct shm_conn *sc = calloc(1, sizeof(*sc));
 
@@ -407,7 +440,7 @@ static struct shm_conn *shm_conn_new(struct muon_ctx *ctx, int fd, int role,
 	sc->ring_fd = -1;
 	sc->fdh.fd = fd;
 	sc->fdh.cb = shm_conn_cb;
-	muoni_conn_init(&sc->base, ctx, &muoni_shm_ops, role, desc);
+	muoni_conn_init(&sc->base, ctx, &muoni_shm_ops, outbound, desc);
 	sc->max_data = ctx->cfg.max_msg_size;
 	return sc;
 }
@@ -438,7 +471,7 @@ static void shm_listener_cb(struct muoni_fdh *h, uint32_t events)
 			close(fd);
 			continue;
 		}
-		sc = shm_conn_new(ctx, fd, MUONI_ROLE_PUB, l->base.bound);
+		sc = shm_conn_new(ctx, fd, false, l->base.bound);
 		if (!sc) {
 			close(fd);
 			continue;
@@ -528,17 +561,16 @@ static int shm_connect(struct muon_ctx *ctx, const struct muoni_endpoint *ep,
 		close(fd);
 		return rc;
 	}
-	sc = shm_conn_new(ctx, fd, MUONI_ROLE_SUB, ep->text);
+	sc = shm_conn_new(ctx, fd, true, ep->text);
 	if (!sc) {
 		close(fd);
 		return MUONI_ERR(MUON_ENOMEM, "connection");
 	}
+	/* Ours to read; it goes to the peer with HELLO. */
 	rc = ring_create(sc, ctx);
 	if (!rc)
 		rc = muoni_ctx_fd_add(ctx, &sc->fdh,
 				      EPOLLIN | EPOLLOUT | EPOLLRDHUP);
-	if (!rc)
-		rc = muoni_ctx_rx_add(ctx, &sc->base);
 	if (rc) {
 		/* Reaped like any dead connection; its ops free the rest. */
 		sc->base.state = MUONI_CONN_DEAD;
@@ -559,8 +591,10 @@ static void shm_destroy(struct muoni_conn *c)
 			muoni_ctx_fd_del(c->ctx, &sc->fdh);
 		close(sc->fdh.fd);
 	}
-	if (sc->map)
-		munmap(sc->map, sc->map_len);
+	if (sc->rx.map)
+		munmap(sc->rx.map, sc->rx.map_len);
+	if (sc->tx.map)
+		munmap(sc->tx.map, sc->tx.map_len);
 	if (sc->path[0])
 		unlink(sc->path);
 	if (sc->ring_fd >= 0)
@@ -577,7 +611,7 @@ static inline _Atomic uint64_t *commit_word(uint8_t *p)
 
 static void shm_wake(struct shm_conn *sc)
 {
-	_Atomic uint32_t *w = (_Atomic uint32_t *)&sc->hdr->waiting;
+	_Atomic uint32_t *w = (_Atomic uint32_t *)&sc->tx.hdr->waiting;
 
 	/* Pairs with the subscriber's store to `waiting` then load of the
 	 * commit word in shm_arm(): one of the two sides sees the other. */
@@ -619,41 +653,42 @@ static inline void copy_msg(uint8_t *d, const uint8_t *s, size_t n)
 static inline int ring_put(struct shm_conn *sc, const struct muoni_frame_hdr *hdr,
 			   const void *payload, uint32_t plen)
 {
+	struct shm_ring *r = &sc->tx;
 	uint32_t flen = slot_len(MUONI_FRAME_HDR_LEN + plen);
-	uint64_t wpos = sc->pos, cap = sc->cap;
-	uint64_t off = wpos & sc->mask;
+	uint64_t wpos = r->pos, cap = r->cap;
+	uint64_t off = wpos & r->mask;
 	uint64_t need = off + flen > cap ? flen + (cap - off) : flen;
 	uint8_t *dst;
 
-	if (MUONI_UNLIKELY(wpos + need - sc->consumed_cache > cap)) {
+	if (MUONI_UNLIKELY(wpos + need - r->aux > cap)) {
 		uint64_t cons = atomic_load_explicit(
-			(_Atomic uint64_t *)&sc->hdr->consumed,
+			(_Atomic uint64_t *)&r->hdr->consumed,
 			memory_order_acquire);
 		if (cons > wpos || wpos - cons > cap)
 			return MUONI_ERR(MUON_EPROTO, "%s: subscriber reports "
 					 "position %llu, we wrote %llu",
 					 sc->base.desc, (unsigned long long)cons,
 					 (unsigned long long)wpos);
-		sc->consumed_cache = cons;
+		r->aux = cons;
 		if (wpos + need - cons > cap)
 			return 0;
 	}
 	if (MUONI_UNLIKELY(off + flen > cap)) {
-		struct muoni_frame_hdr *pad = (void *)(sc->ring + off);
+		struct muoni_frame_hdr *pad = (void *)(r->ring + off);
 		pad->len = (uint32_t)(cap - off);
 		pad->type = MUONI_FT_PAD;
 		pad->flags = 0;
-		atomic_store_explicit(commit_word(sc->ring + off), wpos | 1,
+		atomic_store_explicit(commit_word(r->ring + off), wpos | 1,
 				      memory_order_release);
 		wpos += cap - off;
 		off = 0;
 	}
-	dst = sc->ring + off;
+	dst = r->ring + off;
 	__builtin_memcpy(dst + 8, (const uint8_t *)hdr + 8,
 			 MUONI_FRAME_HDR_LEN - 8);
 	copy_msg(dst + MUONI_FRAME_HDR_LEN, payload, plen);
 	atomic_store_explicit(commit_word(dst), wpos | 1, memory_order_release);
-	sc->pos = wpos + flen;
+	r->pos = wpos + flen;
 	return 1;
 }
 
@@ -664,7 +699,7 @@ static int shm_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 	size_t done = 0;
 	int rc = 0;
 
-	if (MUONI_UNLIKELY(!sc->map)) {
+	if (MUONI_UNLIKELY(!sc->tx.map)) {
 		*taken = 0;
 		return 0;
 	}
@@ -686,7 +721,7 @@ static int shm_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 		done += muoni_align8(h->len);
 	}
 	*taken = done;
-	if (done && MUONI_UNLIKELY(sc->hdr->wake_enabled))
+	if (done && MUONI_UNLIKELY(sc->tx.hdr->wake_enabled))
 		shm_wake(sc);
 	return rc < 0 ? rc : 0;
 }
@@ -697,10 +732,10 @@ static int shm_push_msg(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 	struct shm_conn *sc = SC(c);
 	int rc;
 
-	if (MUONI_UNLIKELY(!sc->map))
+	if (MUONI_UNLIKELY(!sc->tx.map))
 		return 0;
 	rc = ring_put(sc, h, payload, plen);
-	if (rc > 0 && MUONI_UNLIKELY(sc->hdr->wake_enabled))
+	if (rc > 0 && MUONI_UNLIKELY(sc->tx.hdr->wake_enabled))
 		shm_wake(sc);
 	return rc;
 }
@@ -708,13 +743,16 @@ static int shm_push_msg(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 static int shm_poll(struct muoni_conn *c, unsigned budget)
 {
 	struct shm_conn *sc = SC(c);
-	uint64_t pos = sc->pos, cap = sc->cap;
+	struct shm_ring *r = &sc->rx;
+	uint64_t pos = r->pos, cap = r->cap;
 	unsigned n = 0, frames = 0, max_frames = budget * 4 + 64;
 	int rc = 0;
 
+	if (MUONI_UNLIKELY(!r->map))
+		return 0;
 	while (n < budget && frames++ < max_frames) {
-		uint64_t off = pos & sc->mask;
-		uint8_t *f = sc->ring + off;
+		uint64_t off = pos & r->mask;
+		uint8_t *f = r->ring + off;
 		struct muoni_frame_hdr h;
 
 		if (atomic_load_explicit(commit_word(f), memory_order_acquire) !=
@@ -739,27 +777,30 @@ static int shm_poll(struct muoni_conn *c, unsigned budget)
 			continue;
 		}
 		rc = muoni_frame_check(&h, h.len, cap - off, sc->max_data);
+		if (!rc && muoni_frame_is_ctrl(h.type))
+			rc = MUONI_ERR(MUON_EPROTO, "control frame type %u in "
+				       "the ring", h.type);
 		if (!rc && slot_len(h.len) > cap - off)
 			rc = MUONI_ERR(MUON_EPROTO, "frame slot runs past the "
 				       "ring end");
 		if (MUONI_UNLIKELY(rc))
 			goto proto;
 deliver:
-		rc = muoni_conn_rx_frame(c, &h, f + MUONI_FRAME_HDR_LEN);
+		rc = muoni_conn_rx(c, &h, f + MUONI_FRAME_HDR_LEN);
 		pos += slot_len(h.len);
 		if (MUONI_UNLIKELY(rc < 0))
 			break;
 		n += (unsigned)rc;
-		if (MUONI_UNLIKELY(pos - sc->published > cap / 4)) {
-			sc->published = pos;
-			atomic_store_explicit((_Atomic uint64_t *)&sc->hdr->consumed,
+		if (MUONI_UNLIKELY(pos - r->aux > cap / 4)) {
+			r->aux = pos;
+			atomic_store_explicit((_Atomic uint64_t *)&r->hdr->consumed,
 					      pos, memory_order_release);
 		}
 	}
-	sc->pos = pos;
-	if (pos != sc->published) {
-		sc->published = pos;
-		atomic_store_explicit((_Atomic uint64_t *)&sc->hdr->consumed,
+	r->pos = pos;
+	if (pos != r->aux) {
+		r->aux = pos;
+		atomic_store_explicit((_Atomic uint64_t *)&r->hdr->consumed,
 				      pos, memory_order_release);
 	}
 	if (rc < 0)
@@ -771,7 +812,7 @@ deliver:
 	return (int)n;
 
 proto:
-	sc->pos = pos;
+	r->pos = pos;
 	c->ctx->ctr.proto_errors++;
 	muoni_err_push(rc, "%s", c->desc);
 	muoni_conn_fail(c, rc, MUON_DOWN_PROTOCOL);
@@ -781,20 +822,31 @@ proto:
 static int shm_arm(struct muoni_conn *c)
 {
 	struct shm_conn *sc = SC(c);
-	uint8_t *f = sc->ring + (sc->pos & sc->mask);
+	struct shm_ring *r = &sc->rx;
+	uint8_t *f;
 
 	if (sc->peer_eof)
 		return MUON_EBUSY;
-	if (!sc->hdr->wake_enabled) {
-		atomic_store_explicit((_Atomic uint32_t *)&sc->hdr->wake_enabled,
+	if (!r->map)
+		return 0;
+	f = r->ring + (r->pos & r->mask);
+	if (!r->hdr->wake_enabled)
+		atomic_store_explicit((_Atomic uint32_t *)&r->hdr->wake_enabled,
 				      1, memory_order_seq_cst);
-	}
-	atomic_store_explicit((_Atomic uint32_t *)&sc->hdr->waiting, 1,
+	atomic_store_explicit((_Atomic uint32_t *)&r->hdr->waiting, 1,
 			      memory_order_seq_cst);
 	if (atomic_load_explicit(commit_word(f), memory_order_seq_cst) ==
-	    (sc->pos | 1))
+	    (r->pos | 1))
 		return MUON_EBUSY;
 	return 0;
+}
+
+/* Before our first subscription over a connection we accepted. */
+static int shm_rx_open(struct muoni_conn *c)
+{
+	struct shm_conn *sc = SC(c);
+
+	return sc->rx.map ? 0 : ring_create(sc, c->ctx);
 }
 
 const struct muoni_transport_ops muoni_shm_ops = {
@@ -806,6 +858,7 @@ const struct muoni_transport_ops muoni_shm_ops = {
 	.push = shm_push,
 	.push_msg = shm_push_msg,
 	.poll = shm_poll,
+	.rx_open = shm_rx_open,
 	.ctrl_send = shm_ctrl_send,
 	.arm = shm_arm,
 };

@@ -32,6 +32,7 @@ struct tcp_conn {
 	size_t rx_off;  /* first unparsed byte */
 	size_t rx_len;  /* end of received bytes */
 	uint32_t max_data;
+	uint32_t frame_max; /* largest frame either way, header excluded */
 	uint8_t *tx;    /* bytes that must go out before anything new */
 	size_t tx_off;
 	size_t tx_len;
@@ -218,12 +219,7 @@ static int rx_parse(struct tcp_conn *tc, unsigned budget, int *err)
 			return (int)n;
 		}
 		tc->rx_off += muoni_align8(h.len);
-		if (c->role == MUONI_ROLE_PUB) {
-			muoni_conn_rx_ctrl(c, f, h.len);
-			rc = c->state == MUONI_CONN_DEAD ? MUON_ECLOSED : 0;
-		} else {
-			rc = muoni_conn_rx_frame(c, &h, f + MUONI_FRAME_HDR_LEN);
-		}
+		rc = muoni_conn_rx(c, &h, f + MUONI_FRAME_HDR_LEN);
 		if (rc < 0) {
 			*err = MUON_ECLOSED;
 			return (int)n;
@@ -232,7 +228,7 @@ static int rx_parse(struct tcp_conn *tc, unsigned budget, int *err)
 	}
 	if (tc->rx_off == tc->rx_len) {
 		tc->rx_off = tc->rx_len = 0;
-	} else if (tc->rx_cap - tc->rx_off < tc->max_data + 2u * MUONI_FRAME_HDR_LEN +
+	} else if (tc->rx_cap - tc->rx_off < tc->frame_max + 2u * MUONI_FRAME_HDR_LEN +
 					       RX_EXTRA / 2) {
 		memmove(tc->rx, tc->rx + tc->rx_off, tc->rx_len - tc->rx_off);
 		tc->rx_len -= tc->rx_off;
@@ -318,10 +314,6 @@ static void tcp_conn_cb(struct muoni_fdh *h, uint32_t events)
 		}
 		tc->connected = true;
 		set_want_out(tc, false);
-		if (muoni_ctx_rx_add(c->ctx, c)) {
-			muoni_conn_fail(c, MUON_ENOMEM, MUON_DOWN_DISCONNECTED);
-			return;
-		}
 		muoni_conn_transport_up(c);
 		return;
 	}
@@ -346,27 +338,26 @@ static void tcp_tune(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
-static struct tcp_conn *tcp_conn_new(struct muon_ctx *ctx, int fd, int role,
-				     const char *desc)
+static struct tcp_conn *tcp_conn_new(struct muon_ctx *ctx, int fd,
+				     bool outbound, const char *desc)
 {
 	struct tcp_conn *tc = calloc(1, sizeof(*tc));
+	uint32_t frame_max = ctx->cfg.max_msg_size > MUONI_CTRL_MAX
+				     ? ctx->cfg.max_msg_size : MUONI_CTRL_MAX;
 
 	if (!tc)
 		return NULL;
 	tc->max_data = ctx->cfg.max_msg_size;
-	tc->rx_cap = role == MUONI_ROLE_SUB
-			     ? tc->max_data + 2u * MUONI_FRAME_HDR_LEN + RX_EXTRA
-			     : MUONI_CTRL_MAX + 2u * MUONI_FRAME_HDR_LEN + 4096;
+	tc->frame_max = frame_max;
+	tc->rx_cap = frame_max + 2u * MUONI_FRAME_HDR_LEN + RX_EXTRA;
 	tc->rx = malloc(tc->rx_cap);
 	if (!tc->rx) {
 		free(tc);
 		return NULL;
 	}
-	if (role == MUONI_ROLE_PUB)
-		tc->max_data = 0; /* data frames never flow this way */
 	tc->fdh.fd = fd;
 	tc->fdh.cb = tcp_conn_cb;
-	muoni_conn_init(&tc->base, ctx, &muoni_tcp_ops, role, desc);
+	muoni_conn_init(&tc->base, ctx, &muoni_tcp_ops, outbound, desc);
 	return tc;
 }
 
@@ -416,7 +407,7 @@ static void tcp_listener_cb(struct muoni_fdh *h, uint32_t events)
 		}
 		tcp_tune(fd);
 		addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
-		tc = tcp_conn_new(ctx, fd, MUONI_ROLE_PUB, peer);
+		tc = tcp_conn_new(ctx, fd, false, peer);
 		if (!tc) {
 			close(fd);
 			continue;
@@ -542,7 +533,7 @@ static int tcp_connect(struct muon_ctx *ctx, const struct muoni_endpoint *ep,
 		return rc;
 	}
 	freeaddrinfo(ai);
-	tc = tcp_conn_new(ctx, fd, MUONI_ROLE_SUB, ep->text);
+	tc = tcp_conn_new(ctx, fd, true, ep->text);
 	if (!tc) {
 		close(fd);
 		return MUONI_ERR(MUON_ENOMEM, "connection");
