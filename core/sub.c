@@ -190,9 +190,11 @@ void muoni_sub_destroy(struct muon_sub *s)
 		for (i = 0; c->img_tab && i <= c->img_mask; i++)
 			if (c->img_tab[i] && c->img_tab[i]->sub == s)
 				c->img_tab[i]->sub = NULL;
-		if (c->state == MUONI_CONN_UP &&
-		    c->ops->ctrl_send(c, buf, n) < 0)
-			muoni_conn_fail(c, MUON_EIO, MUON_DOWN_DISCONNECTED);
+		if (c->state == MUONI_CONN_UP) {
+			int rc = c->ops->ctrl_send(c, buf, n);
+			if (rc < 0)
+				muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
+		}
 	}
 	if (s->prev)
 		s->prev->next = s->next;
