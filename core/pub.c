@@ -474,11 +474,13 @@ int muoni_pub_create(struct muon_ctx *ctx, const char *topic,
 	/* Subscribers already connected and waiting for this topic. */
 	for (c = ctx->conns; c; c = c->next) {
 		struct muoni_subscribe req = {.start = MUON_START_EARLIEST};
+
 		if (c->state != MUONI_CONN_UP ||
 		    !muoni_conn_peer_subscribed(c, p->topic, p->topic_len))
 			continue;
-		if (muoni_pub_subscribe(p, c, &req) < 0)
-			muoni_conn_fail(c, MUON_ENOMEM, MUON_DOWN_DISCONNECTED);
+		rc = muoni_pub_subscribe(p, c, &req);
+		if (rc < 0)
+			muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
 	}
 	*out = p;
 	return 0;

@@ -415,10 +415,13 @@ static void shm_conn_cb(struct muoni_fdh *h, uint32_t events)
 			if (sc->base.state == MUONI_CONN_DEAD)
 				return;
 		}
-		if (sc->txq_len && txq_flush(sc) < 0) {
-			muoni_conn_fail(&sc->base, MUON_EIO,
-					MUON_DOWN_DISCONNECTED);
-			return;
+		if (sc->txq_len) {
+			int rc = txq_flush(sc);
+			if (rc < 0) {
+				muoni_conn_fail(&sc->base, rc,
+						MUON_DOWN_DISCONNECTED);
+				return;
+			}
 		}
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# test-all.sh: every test muon has, from a fresh Debian 12 machine (as root).
+#
+# Stages, in order:
+#   setup               scripts/setup.sh installs what is missing
+#   build               ./build, RelWithDebInfo
+#   ctest               every test except label `rdma`, in ./build
+#   install             cmake --install build into a temporary prefix
+#   consumer-cmake      test/install built against that prefix through
+#                       find_package(muon), shared and static, and run
+#   consumer-pkgconfig  test/install/main.c built with a pkg-config line, run
+#   asan-build          ./build-asan, Debug, -DMUON_SANITIZE=ON (ASan+UBSan)
+#   asan-ctest          the same tests under the sanitizers, with
+#                       MUON_ITEST_SCALE=50 (integration tests divide their
+#                       message counts by it)
+#   rdma                `ctest -L rdma` inside the Soft-RoCE VM of
+#                       test/rdma/run-vm.sh, when that script exists; its
+#                       failure fails the run only when CI is set
+#
+# Every stage runs even if an earlier one failed, unless it needs that
+# stage's output (then it is skipped). The last line is
+# "test-all: N passed, M failed[, K skipped]", counting stages; the exit
+# status is non-zero if any stage failed (rdma: only under CI).
+# shellcheck disable=SC2317 # functions are run indirectly, through stage()
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit
+root=$PWD
+jobs=$(nproc)
+
+passed=0 failed=0 skipped=0 fatal=0
+results=()
+
+# stage NAME COMMAND...: run one stage and record its result.
+stage() {
+	local name=$1
+	shift
+	echo
+	echo "=== test-all: $name"
+	local start=$SECONDS rc=0
+	"$@" || rc=$?
+	local took=$((SECONDS - start))
+	if ((rc == 0)); then
+		passed=$((passed + 1))
+		results+=("  ok      $name (${took}s)")
+	else
+		failed=$((failed + 1))
+		fatal=1
+		results+=("  FAILED  $name (${took}s, exit $rc)")
+	fi
+	echo "=== test-all: $name: $([[ $rc == 0 ]] && echo ok || echo "FAILED (exit $rc)")"
+	return "$rc"
+}
+
+skip() {
+	skipped=$((skipped + 1))
+	results+=("  skipped $1 ($2)")
+	echo
+	echo "=== test-all: $1: skipped ($2)"
+}
+
+build() { # build DIR BUILD_TYPE [CMAKE_ARGS...]
+	local dir=$1 type=$2
+	shift 2
+	cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" &&
+		cmake --build "$dir" -j"$jobs"
+}
+
+# Tests are independent (unique shm names, port 0), so two run at once.
+run_ctest() { # run_ctest DIR [CTEST_ARGS...]
+	local dir=$1
+	shift
+	ctest --test-dir "$dir" --output-on-failure -j2 --timeout 900 "$@"
+}
+
+prefix=$(mktemp -d "${TMPDIR:-/tmp}/muon-install.XXXXXX")
+trap 'rm -rf "$prefix"' EXIT
+
+# test/install against the installed tree, through find_package(muon):
+# one program linked to muon::muon, one to muon::muon_static.
+consumer_cmake() {
+	local out=$prefix/consumer
+	cmake -S "$root/test/install" -B "$out" -DCMAKE_PREFIX_PATH="$prefix" &&
+		cmake --build "$out" -j"$jobs" &&
+		"$out/muon-install-test" &&
+		"$out/muon-install-test-static"
+}
+
+# The same program built with a plain compiler line from muon.pc.
+consumer_pkgconfig() (
+	pc=$(find "$prefix" -path '*/pkgconfig/muon.pc' | head -n 1)
+	[[ -n $pc ]] || { echo "muon.pc is not installed"; exit 1; }
+	export PKG_CONFIG_PATH=${pc%/muon.pc}
+	flags=$(pkg-config --cflags --libs muon) || exit 1
+	libdir=$(pkg-config --variable=libdir muon) || exit 1
+	echo "cc -std=c11 main.c $flags"
+	# shellcheck disable=SC2086 # pkg-config output is meant to be split
+	cc -std=c11 -Wall -Werror -o "$prefix/pkgconfig-test" \
+		"$root/test/install/main.c" $flags &&
+		LD_LIBRARY_PATH=$libdir "$prefix/pkgconfig-test"
+)
+
+# ---------------------------------------------------------------- stages
+stage setup bash scripts/setup.sh
+
+built=0
+if stage build build "$root/build" RelWithDebInfo; then
+	built=1
+	stage ctest run_ctest "$root/build" -LE '^rdma$'
+	if stage install cmake --install "$root/build" --prefix "$prefix"; then
+		stage consumer-cmake consumer_cmake
+		stage consumer-pkgconfig consumer_pkgconfig
+	else
+		skip consumer-cmake "install failed"
+		skip consumer-pkgconfig "install failed"
+	fi
+else
+	for s in ctest install consumer-cmake consumer-pkgconfig; do
+		skip "$s" "build failed"
+	done
+fi
+
+if stage asan-build build "$root/build-asan" Debug -DMUON_SANITIZE=ON; then
+	MUON_ITEST_SCALE=50 stage asan-ctest run_ctest "$root/build-asan" -LE '^rdma$'
+else
+	skip asan-ctest "asan-build failed"
+fi
+
+# test/rdma/run-vm.sh -d DIR -- COMMAND... boots a QEMU guest with a
+# Soft-RoCE device, DIR shared read-write, runs COMMAND there and exits with
+# its status (125 if the guest itself failed).
+if [[ ! -f test/rdma/run-vm.sh ]]; then
+	skip rdma "test/rdma/run-vm.sh does not exist yet"
+elif ((!built)); then
+	skip rdma "build failed"
+else
+	before=$fatal
+	stage rdma sh test/rdma/run-vm.sh -d "$root/build" -- \
+		ctest --test-dir "$root/build" --output-on-failure --no-tests=error -L '^rdma$'
+	if [[ -z ${CI:-} && $fatal != "$before" ]]; then
+		results+=("          (rdma failed: not fatal because CI is not set)")
+		fatal=$before
+	fi
+fi
+
+# ---------------------------------------------------------------- summary
+echo
+echo "=== test-all: summary"
+printf '%s\n' "${results[@]}"
+if ((skipped > 0)); then
+	echo "test-all: $passed passed, $failed failed, $skipped skipped"
+else
+	echo "test-all: $passed passed, $failed failed"
+fi
+exit "$fatal"
