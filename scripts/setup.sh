@@ -23,8 +23,18 @@ for p in "${packages[@]}"; do
 	[[ $status == "install ok installed" ]] || missing+=("$p")
 done
 
+# The Soft-RoCE VM fetches Debian's kernel package on its first run, which
+# needs package lists; refresh them if they were cleaned away.
+lists_ok() {
+	compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null
+}
+
 if ((${#missing[@]} == 0)); then
 	echo "setup: all ${#packages[@]} packages are installed"
+	if ! lists_ok && ((EUID == 0)); then
+		echo "setup: no apt package lists; running apt-get update"
+		apt-get update -q
+	fi
 	exit 0
 fi
 
