@@ -12,10 +12,10 @@
  * (muon_pub_t) is one ordered stream of messages on a topic; every message
  * gets the next sequence number of that stream, starting at 1. A
  * *subscription* (muon_sub_t) receives every stream published on its topic;
- * each remote stream it receives is an *image*. A *connection* joins a
- * subscribing context to a publishing context and carries all streams
- * between them. Data always flows from the accepting (publishing) context to
- * the connecting (subscribing) context.
+ * each remote stream it receives is an *image*. A *connection* joins two
+ * contexts and carries all streams between them, both ways: whichever side
+ * connected, either may subscribe to the other's publications over it. Two
+ * contexts that list each other as peers keep one connection.
  *
  * Threads
  * -------
@@ -146,8 +146,9 @@ typedef struct muon_ctx_config {
 	size_t size;            /**< sizeof(muon_ctx_config_t), set by init */
 	const char *name;       /**< for logs and tools; default "muon" */
 	uint64_t ctx_id;        /**< this context's id; 0 = random (default) */
-	const char *listen;     /**< endpoints to accept subscribers on */
-	const char *peers;      /**< static publisher endpoints to connect to */
+	const char *listen;     /**< endpoints to accept connections on */
+	const char *peers;      /**< static peers: endpoints of contexts whose
+				     publications this one wants */
 	const char *transport;  /**< "auto" (default), "shm" or "tcp": restricts
 				     which endpoints are used */
 	uint32_t ring_size;     /**< receive ring bytes per connection, power of
