@@ -13,6 +13,8 @@
 #   asan-ctest          the same tests under the sanitizers, with
 #                       MUON_ITEST_SCALE=50 (integration tests divide their
 #                       message counts by it)
+#   fuzz                the libFuzzer target of test/fuzz (clang, ASan,
+#                       UBSan) for 60 s from the seed corpus
 #   rdma                `ctest -L rdma` inside the Soft-RoCE VM of
 #                       test/rdma/run-vm.sh, when that script exists; its
 #                       failure fails the run only when CI is set
@@ -124,6 +126,24 @@ if stage asan-build build "$root/build-asan" Debug -DMUON_SANITIZE=ON; then
 else
 	skip asan-ctest "asan-build failed"
 fi
+
+# Fuzz the whole receive path for a bounded time; the corpus grows in a
+# scratch copy so the tree stays clean. A crash leaves its input in
+# build-fuzz/ (libFuzzer prints the file name).
+fuzz() {
+	local dir=$root/build-fuzz corpus
+	CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Debug \
+		-DMUON_FUZZ=ON -DMUON_BUILD_TESTS=OFF &&
+		cmake --build "$dir" -j"$jobs" --target muon-fuzz-conn || return
+	corpus=$(mktemp -d "${TMPDIR:-/tmp}/muon-fuzz.XXXXXX")
+	cp "$root"/test/fuzz/corpus/* "$corpus"/
+	(cd "$dir" && ./test/fuzz/muon-fuzz-conn -max_total_time=60 \
+		-print_final_stats=1 "$corpus")
+	local rc=$?
+	rm -rf "$corpus"
+	return $rc
+}
+stage fuzz fuzz
 
 # test/rdma/run-vm.sh -d DIR -- COMMAND... boots a QEMU guest with a
 # Soft-RoCE device, DIR shared read-write, runs COMMAND there and exits with
