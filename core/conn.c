@@ -177,7 +177,7 @@ int muoni_conn_ctl_flush(struct muoni_conn *c)
 		return 0;
 	rc = c->ops->push(c, c->ctl_q, c->ctl_len, &taken);
 	if (rc < 0) {
-		muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
+		muoni_conn_push_failed(c, rc);
 		return rc;
 	}
 	if (taken) {
@@ -186,6 +186,17 @@ int muoni_conn_ctl_flush(struct muoni_conn *c)
 		c->ctl_len -= taken;
 	}
 	return c->ctl_len ? MUON_EAGAIN : 0;
+}
+
+void muoni_conn_push_failed(struct muoni_conn *c, int rc)
+{
+	if (rc == MUON_EPROTO) {
+		/* The peer lied about its ring (position, size): its fault. */
+		c->ctx->ctr.proto_errors++;
+		muoni_conn_fail(c, rc, MUON_DOWN_PROTOCOL);
+	} else {
+		muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
+	}
 }
 
 static int conn_ctrl_send(struct muoni_conn *c, const void *f, size_t len)
@@ -306,8 +317,9 @@ static void conn_up(struct muoni_conn *c, const struct muoni_hello *h)
 	MUONI_INFO(c->ctx, "%s: up", c->desc);
 }
 
-/* Of two connections between the same pair of contexts, both sides keep
- * the one made by the context with the lower id. */
+/* Of an outbound and an inbound connection between the same pair of
+ * contexts, both sides keep the one made by the context with the lower
+ * id. */
 static bool conn_preferred(const struct muoni_conn *c)
 {
 	return c->outbound ? c->ctx->id < c->peer_ctx_id
@@ -315,10 +327,17 @@ static bool conn_preferred(const struct muoni_conn *c)
 }
 
 /*
- * One connection per pair of contexts: two contexts that list each other
- * as peers connect both ways; keep one, deterministically on both sides.
- * A subscription on the dropped one resumes on the kept one without loss
- * or repetition. Returns false if `c` itself was dropped.
+ * One connection per pair of contexts. Two contexts that list each other
+ * as peers connect both ways (one outbound, one inbound on each side):
+ * keep one, chosen the same way on both sides; a subscription on the
+ * dropped one resumes on the kept one without loss or repetition, and the
+ * static peer of the dropped one stays idle while the kept one is up.
+ * Two connections in the same direction claiming the same context (the
+ * same context listed twice, or another process claiming its id) keep the
+ * older one: a newcomer cannot take over a working connection. Context
+ * ids are not authenticated until the cluster secret lands, so a peer
+ * that arrives first with a false id is believed. Returns false if `c`
+ * itself was dropped.
  */
 static bool conn_dedupe(struct muoni_conn *c)
 {
@@ -326,12 +345,14 @@ static bool conn_dedupe(struct muoni_conn *c)
 
 	for (o = c->ctx->conns; o; o = o->next) {
 		struct muoni_conn *lose;
+		bool mutual;
 
 		if (o == c || o->state != MUONI_CONN_UP ||
 		    o->peer_ctx_id != c->peer_ctx_id)
 			continue;
-		lose = conn_preferred(c) ? o : c;
-		if (lose->peer)
+		mutual = o->outbound != c->outbound;
+		lose = !mutual || conn_preferred(o) ? c : o;
+		if (mutual && lose->peer)
 			lose->peer->covered_by = c->peer_ctx_id;
 		MUONI_INFO(c->ctx, "%s: already connected to this context "
 			   "over %s; closing %s", c->desc,
@@ -381,6 +402,9 @@ static int rx_stream_info(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 		return rc;
 	if (h->stream_id == 0)
 		return MUONI_ERR(MUON_EPROTO, "STREAM_INFO for stream 0");
+	if (h->seq == 0 || h->seq == UINT64_MAX)
+		return MUONI_ERR(MUON_EPROTO, "STREAM_INFO starting at sequence "
+				 "%llu", (unsigned long long)h->seq);
 	if (si.publisher_id != c->peer_ctx_id)
 		return MUONI_ERR(MUON_EPROTO, "STREAM_INFO names publisher "
 				 "%016llx on a connection to %016llx",
@@ -423,7 +447,7 @@ static int rx_loss(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 	if (!img)
 		return MUONI_ERR(MUON_EPROTO, "LOSS for unknown stream %u",
 				 h->stream_id);
-	if (h->seq != img->next_seq || to < h->seq)
+	if (h->seq != img->next_seq || to < h->seq || to == UINT64_MAX)
 		return MUONI_ERR(MUON_EPROTO, "LOSS [%llu, %llu] does not "
 				 "start at the expected %llu",
 				 (unsigned long long)h->seq,
@@ -459,6 +483,9 @@ static int rx_data(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 		return MUONI_ERR(MUON_EPROTO, "data for unknown stream %u",
 				 h->stream_id);
 	if (MUONI_UNLIKELY(seq != img->next_seq)) {
+		/* Sequences run from 1 and never wrap: 2^64-1 would. */
+		if (seq == UINT64_MAX)
+			return MUONI_ERR(MUON_EPROTO, "sequence 2^64-1");
 		ctx->ctr.proto_errors++;
 		if (seq < img->next_seq)
 			return 0; /* never deliver twice */
@@ -722,6 +749,15 @@ void muoni_conn_timers(struct muoni_conn *c, uint64_t now)
 
 	if (c->state == MUONI_CONN_DEAD)
 		return;
+	if (c->ops->check) {
+		int rc = c->ops->check(c);
+		if (rc < 0) {
+			muoni_conn_fail(c, rc, rc == MUON_EPROTO
+						       ? MUON_DOWN_PROTOCOL
+						       : MUON_DOWN_DISCONNECTED);
+			return;
+		}
+	}
 	if (c->state != MUONI_CONN_UP) {
 		if (muoni_elapsed(now, c->state_since_ns) > timeout)
 			muoni_conn_fail(c, MUONI_ERR(MUON_ETIMEDOUT,

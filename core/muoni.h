@@ -336,6 +336,8 @@ void muoni_conn_transport_up(struct muoni_conn *c);
 int muoni_conn_rx(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 		  const void *payload);
 void muoni_conn_fail(struct muoni_conn *c, int status, int down_reason);
+/* A push failed: count a protocol error if the peer caused it, close. */
+void muoni_conn_push_failed(struct muoni_conn *c, int rc);
 
 static inline uint32_t muoni_conn_max_data(const struct muoni_conn *c);
 

@@ -50,7 +50,7 @@ int muoni_sender_progress(struct muoni_sender *s)
 			break;
 		rc = c->ops->push(c, p, len, &taken);
 		if (MUONI_UNLIKELY(rc < 0)) {
-			muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
+			muoni_conn_push_failed(c, rc);
 			return rc;
 		}
 		s->pos += taken;
@@ -355,7 +355,7 @@ static inline void pub_push_direct(struct muon_pub *p, const void *data,
 		if (MUONI_LIKELY(rc > 0))
 			s->direct = true;
 		else if (rc < 0)
-			muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
+			muoni_conn_push_failed(c, rc);
 	}
 }
 

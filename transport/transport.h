@@ -67,6 +67,10 @@ struct muoni_transport_ops {
 	 * if the channel is busy; never blocks. */
 	int (*ctrl_send)(struct muoni_conn *c, const void *frame, size_t len);
 
+	/* Optional, from the control plane: 0, or a negative status if the
+	 * connection broke in a way only the transport can see. */
+	int (*check)(struct muoni_conn *c);
+
 	/* Subscriber side: prepare for the application to sleep on the
 	 * context fd. Returns 0, or MUON_EBUSY if frames are already there. */
 	int (*arm)(struct muoni_conn *c);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/muoni.h"
+#include "transport/shm/guard.h"
 
 #define RXBUF_LEN (MUONI_CTRL_MAX + MUONI_FRAME_HDR_LEN + 64)
 
@@ -30,7 +31,7 @@ static inline uint32_t slot_len(uint32_t len)
 {
 	return (len + (SLOT_ALIGN - 1)) & ~(SLOT_ALIGN - 1);
 }
-#define RING_MAX (1ull << 30)
+#define RING_MAX (256ull << 20) /* a peer's ring we map and touch */
 
 /* One mapped ring: the one we own and read (rx), or the peer's that we
  * write (tx). */
@@ -44,6 +45,7 @@ struct shm_ring {
 	uint64_t pos;  /* rx: read position; tx: write position */
 	uint64_t aux;  /* rx: last position stored in consumed;
 			  tx: cached consumed position of the reader */
+	int guard;     /* SIGBUS guard slot, -1 when unmapped */
 };
 
 struct shm_conn {
@@ -207,6 +209,11 @@ static int ring_map(struct shm_conn *sc, struct shm_ring *r, int fd,
 	if (m == MAP_FAILED)
 		return MUONI_ERR_ERRNO("%s: mmap ring of %llu bytes",
 				       sc->base.desc, (unsigned long long)cap);
+	r->guard = muoni_shm_guard_add(m, len);
+	if (r->guard < 0) {
+		munmap(m, len);
+		return r->guard;
+	}
 	/* The writer writes frames, the reader only the header. */
 	muoni_pretouch(m, len, writer);
 	r->map = m;
@@ -314,10 +321,13 @@ static int shm_rx_packet(struct shm_conn *sc, size_t n)
 		goto proto;
 	}
 	memcpy(&h, sc->rxbuf, sizeof(h));
-	rc = muoni_frame_check(&h, h.len, n, 0);
-	if (!rc && !muoni_frame_is_ctrl(h.type))
-		rc = MUONI_ERR(MUON_EPROTO, "frame type %u on the control "
-			       "channel", h.type);
+	rc = muoni_frame_is_ctrl(h.type)
+		     ? muoni_frame_check(&h, h.len, n, 0)
+		     : MUONI_ERR(MUON_EPROTO, "frame type %u on the control "
+				 "channel", h.type);
+	if (!rc && h.type == MUONI_FT_SUBSCRIBE && !sc->tx.map)
+		rc = MUONI_ERR(MUON_EPROTO, "SUBSCRIBE from a peer that gave "
+			       "no ring to write into");
 	if (rc)
 		goto proto;
 	return muoni_conn_rx(&sc->base, &h, sc->rxbuf + MUONI_FRAME_HDR_LEN);
@@ -594,10 +604,14 @@ static void shm_destroy(struct muoni_conn *c)
 			muoni_ctx_fd_del(c->ctx, &sc->fdh);
 		close(sc->fdh.fd);
 	}
-	if (sc->rx.map)
+	if (sc->rx.map) {
+		muoni_shm_guard_del(sc->rx.guard);
 		munmap(sc->rx.map, sc->rx.map_len);
-	if (sc->tx.map)
+	}
+	if (sc->tx.map) {
+		muoni_shm_guard_del(sc->tx.guard);
 		munmap(sc->tx.map, sc->tx.map_len);
+	}
 	if (sc->path[0])
 		unlink(sc->path);
 	if (sc->ring_fd >= 0)
@@ -844,6 +858,19 @@ static int shm_arm(struct muoni_conn *c)
 	return 0;
 }
 
+static int shm_check(struct muoni_conn *c)
+{
+	struct shm_conn *sc = SC(c);
+
+	if ((sc->rx.map && muoni_shm_guard_hit(sc->rx.guard)) ||
+	    (sc->tx.map && muoni_shm_guard_hit(sc->tx.guard))) {
+		c->ctx->ctr.proto_errors++;
+		return MUONI_ERR(MUON_EPROTO, "%s: the peer shrank a shared "
+				 "ring under our mapping", c->desc);
+	}
+	return 0;
+}
+
 /* Before our first subscription over a connection we accepted. */
 static int shm_rx_open(struct muoni_conn *c)
 {
@@ -862,6 +889,7 @@ const struct muoni_transport_ops muoni_shm_ops = {
 	.push_msg = shm_push_msg,
 	.poll = shm_poll,
 	.rx_open = shm_rx_open,
+	.check = shm_check,
 	.ctrl_send = shm_ctrl_send,
 	.arm = shm_arm,
 };

@@ -201,10 +201,18 @@ static int rx_parse(struct tcp_conn *tc, unsigned budget, int *err)
 		int rc;
 
 		memcpy(&h, f, sizeof(h));
+		if (h.type == MUONI_FT_PAD) {
+			*err = MUONI_ERR(MUON_EPROTO, "PAD frame in a stream");
+			return (int)n;
+		}
 		if (muoni_align8(h.len) > avail) {
-			/* Incomplete, but the header must still be sane. */
+			/* Incomplete, but the header must still be sane and the
+			 * frame must fit the buffer once compacted. */
 			rc = muoni_frame_check(&h, h.len, tc->rx_cap,
 					       tc->max_data);
+			if (!rc && h.len > tc->frame_max + MUONI_FRAME_HDR_LEN)
+				rc = MUONI_ERR(MUON_EPROTO, "frame of %u bytes "
+					       "above the limit", h.len);
 			if (rc) {
 				*err = rc;
 				return (int)n;
@@ -261,6 +269,13 @@ static int tcp_read(struct tcp_conn *tc, unsigned budget)
 	n = rx_parse(tc, budget, &err);
 	if (err || (unsigned)n >= budget)
 		goto out;
+	if (tc->rx_len == tc->rx_cap) {
+		/* Cannot happen with frames within limits: refuse, do not
+		 * mistake a zero-length read for the end of the stream. */
+		err = MUONI_ERR(MUON_EPROTO, "%s: receive buffer full without "
+				"a whole frame", c->desc);
+		goto out;
+	}
 	do
 		r = recv(tc->fdh.fd, tc->rx + tc->rx_len,
 			 tc->rx_cap - tc->rx_len, MSG_DONTWAIT);
