@@ -34,6 +34,14 @@
  * last failure: where it started and the context that callers added.
  * Output parameters are written only on success.
  *
+ * Signals
+ * -------
+ * A peer holding a shared-memory ring could shrink it under our mapping.
+ * muon installs a SIGBUS handler that turns that into a protocol error on
+ * the connection instead of a crash; it chains to any handler installed
+ * before it. Install your own SIGBUS handler before creating contexts, or
+ * chain to the previous one.
+ *
  * Ownership
  * ---------
  * Strings passed in are copied; nothing passed in must outlive the call,
