@@ -57,9 +57,14 @@ done
 
 # " #bytes #iterations t_min t_max t_typical t_avg t_stdev 99% 99.9%" then
 # one line of numbers, all latencies in microseconds.
-if grep -q 'Correlation coefficient' "$out"; then
+# The calibration warning alone is harmless when the figures came out finite
+# (the plausibility check below still applies); only inf after 3 runs fails.
+if grep -q 'Correlation coefficient' "$out" &&
+	awk -v s="$size" '$1 == s && $5 == "inf" { f = 1 } END { exit !f }' "$out"; then
 	fail "ib_write_lat could not calibrate the CPU clock in $try runs (r^2 < 0.9: are the CPUs busy with something else?)"
 fi
+grep -q 'Correlation coefficient' "$out" &&
+	note "ib_write_lat warned about its clock calibration; figures are finite, accepted"
 line=$(awk -v s="$size" -v n="$iters" '$1 == s && $2 == n && NF >= 6 { print; exit }' "$out")
 [ -n "$line" ] || fail "no result line for $size bytes x $iters iterations in the client output"
 typ=$(printf '%s\n' "$line" | awk '{ print $5 }')
