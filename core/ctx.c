@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/random.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -75,6 +76,29 @@ int muoni_ctx_rx_add(struct muon_ctx *ctx, struct muoni_conn *c)
 	c->rx_index = ctx->n_rx;
 	ctx->rx[ctx->n_rx++] = c;
 	return 0;
+}
+
+int muoni_listener_accept(struct muoni_listener *l, int lfd,
+			  struct sockaddr *sa, socklen_t *sl)
+{
+	struct muon_ctx *ctx = l->ctx;
+
+	for (;;) {
+		int fd = accept4(lfd, sa, sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR)
+				MUONI_WARN(ctx, "%s: accept: %s", l->bound,
+					   strerror(errno));
+			return -1;
+		}
+		if (ctx->n_conns < MUONI_MAX_CONNS)
+			return fd;
+		MUONI_WARN(ctx, "%s: refusing a connection: %u connections "
+			   "already", l->bound, ctx->n_conns);
+		close(fd);
+	}
 }
 
 static void peer_connect(struct muon_ctx *ctx, struct muoni_peer *pr)

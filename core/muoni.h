@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <muon/muon.h>
@@ -321,6 +322,11 @@ int muoni_ctx_arm(struct muon_ctx *ctx);
 void muoni_ctx_event(struct muon_ctx *ctx, muon_event_fn fn, void *arg,
 		     const muon_event_t *ev);
 int muoni_ctx_rx_add(struct muon_ctx *ctx, struct muoni_conn *c);
+/* Accept the next connection on a listening socket (non-blocking, close on
+ * exec), refusing those above the context's connection limit. Returns the
+ * fd, or -1 when there is nothing more to accept. */
+int muoni_listener_accept(struct muoni_listener *l, int lfd,
+			  struct sockaddr *sa, socklen_t *sl);
 const struct muoni_transport_ops *muoni_transport_for(int kind);
 void muoni_ctx_control(struct muon_ctx *ctx);
 

@@ -467,23 +467,10 @@ static void shm_listener_cb(struct muoni_fdh *h, uint32_t events)
 	(void)events;
 	for (;;) {
 		struct shm_conn *sc;
-		int fd = accept4(h->fd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = muoni_listener_accept(&l->base, h->fd, NULL, NULL);
 
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR)
-				MUONI_WARN(ctx, "%s: accept: %s", l->base.bound,
-					   strerror(errno));
+		if (fd < 0)
 			return;
-		}
-		if (ctx->n_conns >= MUONI_MAX_CONNS) {
-			MUONI_WARN(ctx, "%s: refusing a connection: %u "
-				   "connections already", l->base.bound,
-				   ctx->n_conns);
-			close(fd);
-			continue;
-		}
 		sc = shm_conn_new(ctx, fd, false, l->base.bound);
 		if (!sc) {
 			close(fd);

@@ -403,23 +403,11 @@ static void tcp_listener_cb(struct muoni_fdh *h, uint32_t events)
 		socklen_t sl = sizeof(ss);
 		struct tcp_conn *tc;
 		char peer[MUONI_EP_TEXT];
-		int fd = accept4(h->fd, (struct sockaddr *)&ss, &sl,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = muoni_listener_accept(&l->base, h->fd,
+					       (struct sockaddr *)&ss, &sl);
 
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR)
-				MUONI_WARN(ctx, "%s: accept: %s", l->base.bound,
-					   strerror(errno));
+		if (fd < 0)
 			return;
-		}
-		if (ctx->n_conns >= MUONI_MAX_CONNS) {
-			MUONI_WARN(ctx, "%s: refusing a connection: %u "
-				   "connections already", l->base.bound,
-				   ctx->n_conns);
-			close(fd);
-			continue;
-		}
 		tcp_tune(fd);
 		addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
 		tc = tcp_conn_new(ctx, fd, false, peer);
