@@ -20,7 +20,11 @@
 /* Largest --size we accept; muon's limits are raised to fit it. */
 #define BENCH_MAX_SIZE (16u * 1024u * 1024u)
 
-enum bench_transport { BENCH_SHM, BENCH_TCP };
+enum bench_transport { BENCH_SHM, BENCH_TCP, BENCH_VERBS };
+
+/* Where the verbs runs listen when neither --addr nor MUON_RDMA_ADDR says:
+ * the Soft-RoCE address of the test VM (docs/rdma-vm.md). */
+#define BENCH_VERBS_ADDR "192.0.2.1"
 
 struct bench_opts {
 	enum bench_transport transport;
@@ -33,11 +37,17 @@ struct bench_opts {
 	int ping_cpu;  /* -1: not pinned */
 	int pong_cpu;
 	int shared_cpu; /* both sides may run on one CPU: spin loops yield */
+	const char *addr; /* verbs: local address of the RDMA device */
 };
 
 static inline const char *bench_transport_name(enum bench_transport t)
 {
-	return t == BENCH_SHM ? "shm" : "tcp";
+	switch (t) {
+	case BENCH_SHM: return "shm";
+	case BENCH_TCP: return "tcp";
+	case BENCH_VERBS: return "verbs";
+	}
+	return "?";
 }
 
 static inline uint64_t bench_now_ns(void)
@@ -118,6 +128,9 @@ struct bench_spin {
 	int yield;           /* ping and pong share a CPU: let the other run */
 	uint64_t deadline;   /* 0 until the first slow check */
 	struct bench_child *child; /* NULL on the pong side */
+	/* Two threads instead of two processes: nonzero once the other side
+	 * gave up (it says why itself). NULL when unused. */
+	const _Atomic int *abort;
 	const char *who;     /* "ping" or "pong", for the timeout message */
 	const char *what;
 };
@@ -172,5 +185,6 @@ void bench_print_json(const struct bench_opts *o,
 int bench_muon_pingpong(const struct bench_opts *o, uint64_t *samples);
 int bench_raw_shm_pingpong(const struct bench_opts *o, uint64_t *samples);
 int bench_raw_tcp_pingpong(const struct bench_opts *o, uint64_t *samples);
+int bench_raw_verbs_pingpong(const struct bench_opts *o, uint64_t *samples);
 
 #endif /* MUON_BENCH_H */

@@ -1,8 +1,9 @@
 /*
  * muon-bench: measure muon's latency, and the bare-metal floor beside it.
  *
- *   muon-bench pingpong [--transport shm|tcp] [--size BYTES] [--count N]
- *                       [--warmup N] [--raw] [--json] [--cpu A,B]
+ *   muon-bench pingpong [--transport shm|tcp|verbs] [--addr A]
+ *                       [--size BYTES] [--count N] [--warmup N] [--raw]
+ *                       [--json] [--cpu A,B]
  *
  * Copyright 2026 The muon authors. Licensed under the Apache License 2.0.
  */
@@ -26,7 +27,7 @@
 #define EXIT_USAGE 2
 #define MAX_COUNT 1000000000ull /* 8 GB of samples */
 
-enum { OPT_RAW_ONLY = 256 };
+enum { OPT_RAW_ONLY = 256, OPT_ADDR };
 
 static void usage(FILE *f)
 {
@@ -38,15 +39,20 @@ static void usage(FILE *f)
 		"host.\n"
 		"\n"
 		"Options:\n"
-		"  -t, --transport shm|tcp  transport to measure (default "
+		"  -t, --transport shm|tcp|verbs\n"
+		"                           transport to measure (default "
 		"shm)\n"
+		"      --addr A             verbs: address of the local RDMA "
+		"device to use\n"
+		"                           (default $MUON_RDMA_ADDR, else "
+		BENCH_VERBS_ADDR ")\n"
 		"  -s, --size BYTES         payload size, 1..%u (default 32)\n"
 		"  -n, --count N            timed round trips (default "
 		"100000)\n"
 		"  -w, --warmup N           untimed round trips before them "
 		"(default 10000)\n"
-		"  -r, --raw                also run a bare shared-memory or "
-		"TCP ping-pong\n"
+		"  -r, --raw                also run a bare shared-memory, "
+		"TCP or verbs ping-pong\n"
 		"                           and print the ratio muon/raw\n"
 		"  -j, --json               print one JSON object instead of "
 		"the table\n"
@@ -127,13 +133,14 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "raw", no_argument, NULL, 'r' },
 		{ "raw-only", no_argument, NULL, OPT_RAW_ONLY },
+		{ "addr", required_argument, NULL, OPT_ADDR },
 		{ "json", no_argument, NULL, 'j' },
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, addr_given = 0;
 
 	/* getopt prints its own complaint for unknown options. */
 	while ((c = getopt_long(argc, argv, "t:s:n:w:rjc:hV", longopts,
@@ -144,9 +151,17 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 				o->transport = BENCH_SHM;
 			else if (strcmp(optarg, "tcp") == 0)
 				o->transport = BENCH_TCP;
+			else if (strcmp(optarg, "verbs") == 0)
+				o->transport = BENCH_VERBS;
 			else
-				bad_usage("--transport: '%s' is not shm or "
-					  "tcp", optarg);
+				bad_usage("--transport: '%s' is not shm, tcp "
+					  "or verbs", optarg);
+			break;
+		case OPT_ADDR:
+			if (*optarg == '\0')
+				bad_usage("%s", "--addr: empty address");
+			o->addr = optarg;
+			addr_given = 1;
 			break;
 		case 's':
 			o->size = parse_u64(optarg, 1, BENCH_MAX_SIZE,
@@ -187,6 +202,9 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 		bad_usage("unknown command '%s'", argv[optind]);
 	if (optind + 1 < argc)
 		bad_usage("unexpected argument '%s'", argv[optind + 1]);
+	if (addr_given && o->transport != BENCH_VERBS)
+		bad_usage("--addr %s: only --transport verbs uses an address",
+			  o->addr);
 }
 
 /* Default to the first two CPUs we are allowed on (0 and 1 on an
@@ -246,9 +264,15 @@ static uint64_t *alloc_samples(uint64_t count)
 
 static int run_raw(const struct bench_opts *o, uint64_t *samples)
 {
-	if (o->transport == BENCH_SHM)
+	switch (o->transport) {
+	case BENCH_SHM:
 		return bench_raw_shm_pingpong(o, samples);
-	return bench_raw_tcp_pingpong(o, samples);
+	case BENCH_TCP:
+		return bench_raw_tcp_pingpong(o, samples);
+	case BENCH_VERBS:
+		return bench_raw_verbs_pingpong(o, samples);
+	}
+	return -1;
 }
 
 int main(int argc, char **argv)
@@ -264,7 +288,9 @@ int main(int argc, char **argv)
 	struct bench_stats muon_st, raw_st;
 	uint64_t *samples;
 	int have_muon = 0, have_raw = 0, rc = 1;
+	const char *env_addr = getenv("MUON_RDMA_ADDR");
 
+	o.addr = env_addr && *env_addr ? env_addr : BENCH_VERBS_ADDR;
 	parse_args(argc, argv, &o);
 	/* A dead peer must show up as an error return, not kill us. */
 	signal(SIGPIPE, SIG_IGN);

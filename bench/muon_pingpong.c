@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -532,33 +533,85 @@ free_side:
 	return 1;
 }
 
-static int probe_tcp_port(uint16_t *port)
+/* A free TCP port on `sa` (whose port is 0), in host order. */
+static int probe_tcp_port(struct sockaddr *sa, socklen_t sa_len,
+			  const char *addr, uint16_t *port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage got;
+	socklen_t len = sizeof(got);
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int rc = -1;
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0)
 		goto fail;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+	if (bind(fd, sa, sa_len) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&got, &len) != 0)
 		goto close_fd;
-	*port = ntohs(sa.sin_port);
+	*port = ntohs(got.ss_family == AF_INET6 ?
+		      ((struct sockaddr_in6 *)&got)->sin6_port :
+		      ((struct sockaddr_in *)&got)->sin_port);
 	rc = 0;
 close_fd:
 	close(fd);
 fail:
-	if (rc != 0)
-		fprintf(stderr, "%s: cannot find a free TCP port: %s\n",
-			BENCH_PROG, strerror(errno));
+	if (rc != 0) {
+		int e = errno;
+
+		fprintf(stderr, "%s: cannot find a free TCP port on %s: %s\n",
+			BENCH_PROG, addr, strerror(e));
+		if (e == EADDRNOTAVAIL)
+			fprintf(stderr, "%s: %s is not an address of this "
+				"host (--addr, MUON_RDMA_ADDR)\n", BENCH_PROG,
+				addr);
+	}
 	return rc;
+}
+
+static int probe_loopback_port(uint16_t *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return probe_tcp_port((struct sockaddr *)&sa, sizeof(sa), "127.0.0.1",
+			      port);
+}
+
+/*
+ * The verbs endpoints name the RDMA device's own IP address. rdma_cm ports
+ * are a space of their own, but a port that TCP hands out on that address
+ * is as good a guess as the tcp mode's, and probing it here, before fork,
+ * needs no RDMA state that the pong process would inherit. IPv6 literals
+ * go in brackets, as in tcp:// endpoints.
+ */
+static int verbs_endpoints(struct run *run, const char *addr)
+{
+	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST,
+				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai;
+	const char *l, *r;
+	uint16_t port;
+	int rc;
+
+	rc = getaddrinfo(addr, "0", &hints, &ai);
+	if (rc != 0) {
+		fprintf(stderr, "%s: --addr %s: not an IPv4 or IPv6 address: "
+			"%s\n", BENCH_PROG, addr, gai_strerror(rc));
+		return -1;
+	}
+	rc = probe_tcp_port(ai->ai_addr, ai->ai_addrlen, addr, &port);
+	l = ai->ai_family == AF_INET6 ? "[" : "";
+	r = ai->ai_family == AF_INET6 ? "]" : "";
+	freeaddrinfo(ai);
+	if (rc != 0)
+		return -1;
+	snprintf(run->ping_ep, EP_LEN, "verbs://%s%s%s:%u", l, addr, r, port);
+	snprintf(run->pong_listen, EP_LEN, "verbs://%s%s%s:0", l, addr, r);
+	return 0;
 }
 
 /*
  * Both sides must know the other's endpoint when they create their
- * context. The pong listens on port 0 and reports the real port through the
+ * context. tcp and verbs work alike: the pong listens on port 0 and reports the real port through the
  * pipe; the ping's port must be fixed before that, so it is probed: the
  * kernel hands out a port that no one holds, and it stays free for the few
  * milliseconds until the ping listens on it (a clash is reported).
@@ -575,7 +628,9 @@ static int run_endpoints(struct run *run, const struct bench_opts *o)
 			 (long)getpid());
 		return 0;
 	}
-	if (probe_tcp_port(&port) != 0)
+	if (o->transport == BENCH_VERBS)
+		return verbs_endpoints(run, o->addr);
+	if (probe_loopback_port(&port) != 0)
 		return -1;
 	snprintf(run->ping_ep, EP_LEN, "tcp://127.0.0.1:%u", port);
 	snprintf(run->pong_listen, EP_LEN, "tcp://127.0.0.1:0");

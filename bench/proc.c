@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -209,6 +210,8 @@ int bench_spin_slow(struct bench_spin *s)
 	uint64_t now = bench_now_ns();
 
 	if (s->child && bench_child_check(s->child) != 0)
+		return -1;
+	if (s->abort && atomic_load_explicit(s->abort, memory_order_acquire))
 		return -1;
 	/* The clock is first read here, not at the start of the wait, so that
 	 * starting a wait costs nothing inside a timed round trip. */

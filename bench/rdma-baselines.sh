@@ -78,141 +78,39 @@ problem() { # TOOL BYTES WHAT [OUTPUT_FILE...]
 	shift 3
 	failed=1
 	echo "$me: $t ($b B): $w" >&2
-	for f in "$@"; do
-		[ -s "$f" ] && { echo "----- $(basename "$f")" >&2; tail -n 15 "$f" >&2; }
-	done
+	show_files "$@"
 	row "$t" "$b" - - - "$w"
 }
 
-# alive PID: running, not a zombie waiting to be reaped (kill -0 succeeds on those).
-alive() {
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-# Wait until something listens: an rdma_cm id (perftest) or a TCP socket (UCX).
-wait_listen() { # cm|tcp PORT PID
-	end=$(($(date +%s) + 30))
-	while :; do
-		case $1 in
-		cm) rdma res show cm_id 2>/dev/null | grep -q "state LISTEN .*src-addr [^ ]*:$2 " && return 0 ;;
-		tcp) [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ] && return 0 ;;
-		esac
-		alive "$3" || return 1
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.1
-	done
-}
-
-# run_pair NAME PORT-KIND PORT SERVER_CMD... -- CLIENT_CMD...
-# Leaves the outputs in $work/NAME.server, $work/NAME.client and the exit
-# statuses in $srv_rc, $cli_rc (124: timed out). Returns 0 if both are 0.
-run_pair() {
-	name=$1 kind=$2 port=$3
-	shift 3
-	scmd=
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do scmd="$scmd $(printf "'%s'" "$1")"; shift; done
-	shift
-	eval "timeout $tmo $scmd" > "$work/$name.server" 2>&1 &
-	srv_pid=$!
-	if ! wait_listen "$kind" "$port" "$srv_pid"; then
-		kill "$srv_pid" 2>/dev/null
-		wait "$srv_pid"; srv_rc=$?; srv_pid=
-		cli_rc=-1
-		return 1
-	fi
-	timeout "$tmo" "$@" > "$work/$name.client" 2>&1
-	cli_rc=$?
-	if [ "$cli_rc" != 0 ]; then
-		# Give the server 5 s to notice, then stop it.
-		end=$(($(date +%s) + 5))
-		while alive "$srv_pid" && [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
-		kill "$srv_pid" 2>/dev/null
-	fi
-	wait "$srv_pid"; srv_rc=$?; srv_pid=
-	[ "$cli_rc" = 0 ] && [ "$srv_rc" = 0 ]
-}
+# shellcheck source=bench/rdma-lib.sh
+. "$(dirname "$self")/rdma-lib.sh"
 
 bench_perftest() {
 	t="perftest ib_write_lat -R (RC WRITE)"
-	if ! command -v ib_write_lat >/dev/null 2>&1; then
-		for s in $sizes; do problem "$t" "$s" "missing: install the Debian package perftest"; done
-		return
-	fi
-	port=18711
 	for s in $sizes; do
-		# perftest samples the CPU clock rate at start-up; when that fails on
-		# a busy emulated CPU ("Correlation coefficient") all results print
-		# as inf: try again, 3 runs at most.
-		for try in 1 2 3; do
-			port=$((port + 1))
-			n=wlat$s.$try
-			run_pair "$n" cm "$port" \
-				ib_write_lat -R -d "$dev" -s "$s" -n "$iters" -p "$port" -- \
-				ib_write_lat -R -d "$dev" -s "$s" -n "$iters" -p "$port" "$addr"
-			ok=$?
-			[ "$ok" = 0 ] && grep -q 'Correlation coefficient' "$work/$n.client" || break
-			echo "$me: ib_write_lat $s B: CPU clock calibration failed, run $((try + 1)) of 3" >&2
-		done
-		if [ "$ok" != 0 ]; then
-			problem "$t" "$s" "FAILED (server exit $srv_rc, client exit $cli_rc)" "$work/$n.server" "$work/$n.client"
-			continue
+		if perftest_lat "$s" "$iters"; then
+			row "$t" "$s" "$lat_typ" "$lat_avg" "$lat_p99" "t_typical; p99 = 99% percentile"
+		else
+			# shellcheck disable=SC2086 # a list of file names
+			problem "$t" "$s" "$lat_err" $lat_files
 		fi
-		if grep -q 'Correlation coefficient' "$work/$n.client"; then
-			problem "$t" "$s" "FAILED: CPU clock calibration (r^2 < 0.9) in 3 runs" "$work/$n.client"
-			continue
-		fi
-		# #bytes #iterations t_min t_max t_typical t_avg t_stdev 99% 99.9%
-		line=$(awk -v s="$s" -v n="$iters" '$1 == s && $2 == n && NF >= 8 { print; exit }' "$work/$n.client")
-		if [ -z "$line" ]; then
-			problem "$t" "$s" "FAILED: no result line in the output" "$work/$n.client"
-			continue
-		fi
-		# shellcheck disable=SC2086 # split the result line into fields
-		set -- $line
-		row "$t" "$s" "$5" "$6" "$8" "t_typical; p99 = 99% percentile"
 	done
 }
 
 bench_ucx() {
 	t="ucx_perftest am_lat (UCT rc_verbs)"
-	if ! command -v ucx_perftest >/dev/null 2>&1; then
-		for s in $sizes; do problem "$t" "$s" "missing: install the Debian package ucx-utils"; done
-		return
-	fi
-	port=13711
 	for s in $sizes; do
-		# The short (inline) AM protocol carries only small messages on rxe;
-		# fall back to bcopy when UCX says the size is too large for it.
-		for layout in short bcopy; do
-			port=$((port + 1))
-			n=ucx$s$layout
-			run_pair "$n" tcp "$port" \
-				ucx_perftest -d "$dev:1" -x rc_verbs -t am_lat -p "$port" -- \
-				ucx_perftest "$addr" -p "$port" -d "$dev:1" -x rc_verbs -t am_lat \
-				-D "$layout" -s "$s" -n "$iters"
-			ok=$?
-			[ "$ok" = 0 ] || ! grep -q 'larger than max supported' "$work/$n.client" || continue
-			break
-		done
-		if [ "$ok" != 0 ]; then
-			problem "$t" "$s" "FAILED (server exit $srv_rc, client exit $cli_rc)" "$work/$n.server" "$work/$n.client"
-			continue
+		if ucx_lat "$s" "$iters"; then
+			row "$t $lat_layout" "$s" "$lat_p50" "$lat_avg" - "50.0%ile"
+		else
+			# shellcheck disable=SC2086 # a list of file names
+			problem "$t" "$s" "$lat_err" $lat_files
 		fi
-		# Final: iterations 50%ile avg overall MB/s(avg overall) msg/s(avg overall)
-		line=$(awk '$1 == "Final:" { print; exit }' "$work/$n.client")
-		if [ -z "$line" ]; then
-			problem "$t" "$s" "FAILED: no 'Final:' line in the output" "$work/$n.client"
-			continue
-		fi
-		# shellcheck disable=SC2086 # split the result line into fields
-		set -- $line
-		row "$t $layout" "$s" "$3" "$4" - "50.0%ile"
 	done
 }
 
-# muon's verbs ping-pong (muon-bench) joins this table once the verbs
-# transport exists: add a bench_muon here and call it below.
+# muon's own verbs ping-pong and the bare one of muon-bench, next to these
+# two: bench/rdma-compare.sh.
 
 bench_perftest
 bench_ucx

@@ -105,15 +105,20 @@ int muoni_endpoint_parse(const char *s, size_t n, struct muoni_endpoint *ep)
 		snprintf(ep->text, sizeof(ep->text), "shm://%s", ep->name);
 		return 0;
 	}
-	if (n > 6 && !strncmp(s, "tcp://", 6)) {
-		p = s + 6;
-		n -= 6;
+	if ((n > 6 && !strncmp(s, "tcp://", 6)) ||
+	    (n > 8 && !strncmp(s, "verbs://", 8))) {
+		bool verbs = s[0] == 'v';
+		const char *scheme = verbs ? "verbs" : "tcp";
+		size_t sl = verbs ? 8 : 6;
+
+		p = s + sl;
+		n -= sl;
 		if (*p == '[') {
 			const char *rb = memchr(p, ']', n);
 			if (!rb || rb + 1 >= p + n || rb[1] != ':')
-				return MUONI_ERR(MUON_ECONFIG, "tcp endpoint "
+				return MUONI_ERR(MUON_ECONFIG, "%s endpoint "
 						 "'%.*s': want [IPv6]:PORT",
-						 (int)n, p);
+						 scheme, (int)n, p);
 			hl = (size_t)(rb - p - 1);
 			colon = rb + 1;
 			p++;
@@ -125,51 +130,112 @@ int muoni_endpoint_parse(const char *s, size_t n, struct muoni_endpoint *ep)
 					break;
 				}
 			if (!colon)
-				return MUONI_ERR(MUON_ECONFIG, "tcp endpoint "
+				return MUONI_ERR(MUON_ECONFIG, "%s endpoint "
 						 "'%.*s' has no :PORT",
-						 (int)n, p);
+						 scheme, (int)n, p);
 			hl = (size_t)(colon - p);
 			if (memchr(p, ':', hl))
-				return MUONI_ERR(MUON_ECONFIG, "tcp endpoint "
+				return MUONI_ERR(MUON_ECONFIG, "%s endpoint "
 						 "'%.*s': put IPv6 addresses "
-						 "in brackets", (int)n, p);
+						 "in brackets", scheme, (int)n,
+						 p);
 		}
 		if (hl == 0 || hl >= sizeof(ep->host))
-			return MUONI_ERR(MUON_ECONFIG, "tcp endpoint: host "
-					 "length %zu out of range", hl);
-		i = (size_t)(s + 6 + n - colon - 1);
+			return MUONI_ERR(MUON_ECONFIG, "%s endpoint: host "
+					 "length %zu out of range", scheme, hl);
+		i = (size_t)(s + sl + n - colon - 1);
 		if (i == 0 || i >= sizeof(portbuf))
-			return MUONI_ERR(MUON_ECONFIG, "tcp endpoint '%.*s': "
-					 "bad port", (int)n, s + 6);
+			return MUONI_ERR(MUON_ECONFIG, "%s endpoint '%.*s': "
+					 "bad port", scheme, (int)n, s + sl);
 		memcpy(portbuf, colon + 1, i);
 		portbuf[i] = '\0';
 		if (muoni_parse_u32(portbuf, 0, 65535, &port))
-			return muoni_err_push(MUON_ECONFIG, "tcp endpoint "
-					      "'%.*s' port", (int)n, s + 6);
+			return muoni_err_push(MUON_ECONFIG, "%s endpoint "
+					      "'%.*s' port", scheme, (int)n,
+					      s + sl);
 		memcpy(ep->host, p, hl);
 		ep->host[hl] = '\0';
 		for (i = 0; i < hl; i++)
 			if (!isalnum((unsigned char)ep->host[i]) &&
 			    !strchr(".-_:%", ep->host[i]))
-				return MUONI_ERR(MUON_ECONFIG, "tcp endpoint "
+				return MUONI_ERR(MUON_ECONFIG, "%s endpoint "
 						 "host '%s' has a bad "
-						 "character", ep->host);
-		ep->kind = MUONI_EP_TCP;
+						 "character", scheme, ep->host);
+		ep->kind = verbs ? MUONI_EP_VERBS : MUONI_EP_TCP;
 		ep->port = (uint16_t)port;
 		snprintf(ep->text, sizeof(ep->text),
-			 strchr(ep->host, ':') ? "tcp://[%s]:%u" : "tcp://%s:%u",
-			 ep->host, port);
+			 strchr(ep->host, ':') ? "%s://[%s]:%u" : "%s://%s:%u",
+			 scheme, ep->host, port);
 		return 0;
 	}
 	return MUONI_ERR(MUON_ECONFIG, "endpoint '%.*s': scheme must be "
-			 "tcp:// or shm://", (int)n, s);
+			 "verbs://, tcp:// or shm://", (int)n, s);
 }
 
-int muoni_endpoints_parse(const char *list, struct muoni_endpoint **out,
-			  unsigned *n)
+/* One comma-separated entry: an endpoint, or for peers several
+ * alternatives of one context joined by '|'. */
+static int entry_parse(const char *p, size_t len, bool alternatives,
+		       unsigned group, struct muoni_endpoint **eps,
+		       unsigned *cnt, unsigned *cap)
+{
+	unsigned first = *cnt;
+
+	while (len) {
+		const char *bar = memchr(p, '|', len);
+		size_t l = bar ? (size_t)(bar - p) : len;
+		size_t a = l;
+		const char *q = p;
+		unsigned k;
+		int rc;
+
+		if (bar && !alternatives)
+			return MUONI_ERR(MUON_ECONFIG, "'|' (alternatives) is "
+					 "only allowed in peers");
+		while (a && isspace((unsigned char)*q))
+			q++, a--;
+		while (a && isspace((unsigned char)q[a - 1]))
+			a--;
+		if (!a)
+			return MUONI_ERR(MUON_ECONFIG, "empty alternative in "
+					 "'%.*s'", (int)len, p);
+		if (*cnt == *cap) {
+			void *nb;
+
+			if (*cap >= 256)
+				return MUONI_ERR(MUON_ECONFIG, "more than 256 "
+						 "endpoints");
+			*cap = *cap ? *cap * 2 : 4;
+			nb = realloc(*eps, *cap * sizeof(**eps));
+			if (!nb)
+				return MUONI_ERR(MUON_ENOMEM, "endpoint list");
+			*eps = nb;
+		}
+		rc = muoni_endpoint_parse(q, a, &(*eps)[*cnt]);
+		if (rc)
+			return rc;
+		for (k = first; k < *cnt; k++)
+			if ((*eps)[k].kind == (*eps)[*cnt].kind)
+				return MUONI_ERR(MUON_ECONFIG, "'%.*s': two "
+						 "alternatives on one transport",
+						 (int)len, p);
+		(*eps)[*cnt].group = group;
+		(*cnt)++;
+		if (!bar)
+			break;
+		len -= l + 1;
+		p = bar + 1;
+		if (!len)
+			return MUONI_ERR(MUON_ECONFIG, "empty alternative "
+					 "after '|'");
+	}
+	return 0;
+}
+
+int muoni_endpoints_parse(const char *list, bool alternatives,
+			  struct muoni_endpoint **out, unsigned *n)
 {
 	struct muoni_endpoint *eps = NULL;
-	unsigned cnt = 0, cap = 0;
+	unsigned cnt = 0, cap = 0, group = 0;
 	const char *p = list;
 
 	*out = NULL;
@@ -179,35 +245,18 @@ int muoni_endpoints_parse(const char *list, struct muoni_endpoint **out,
 	while (*p) {
 		const char *end = strchr(p, ',');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		int rc;
 
 		while (len && isspace((unsigned char)*p))
 			p++, len--;
 		while (len && isspace((unsigned char)p[len - 1]))
 			len--;
 		if (len) {
-			if (cnt == cap) {
-				void *nb;
-				cap = cap ? cap * 2 : 4;
-				if (cap > 256) {
-					free(eps);
-					return MUONI_ERR(MUON_ECONFIG, "more "
-							 "than 256 endpoints");
-				}
-				nb = realloc(eps, cap * sizeof(*eps));
-				if (!nb) {
-					free(eps);
-					return MUONI_ERR(MUON_ENOMEM,
-							 "endpoint list");
-				}
-				eps = nb;
-			}
-			rc = muoni_endpoint_parse(p, len, &eps[cnt]);
+			int rc = entry_parse(p, len, alternatives, group++,
+					     &eps, &cnt, &cap);
 			if (rc) {
 				free(eps);
 				return rc;
 			}
-			cnt++;
 		}
 		if (!end)
 			break;
@@ -232,7 +281,7 @@ struct env_num {
 
 /* Which fields the environment set, so errors can name the variable. */
 struct env_src {
-	bool listen, peers, transport, shm_dir, ring, log, max, hb, pt;
+	bool listen, peers, transport, shm_dir, ring, log, max, hb, pt, secret;
 };
 
 static int apply_env(muon_ctx_config_t *c, const char **ctx_id_s,
@@ -260,6 +309,8 @@ static int apply_env(muon_ctx_config_t *c, const char **ctx_id_s,
 		c->transport = v, src->transport = true;
 	if ((v = getenv("MUON_SHM_DIR")))
 		c->shm_dir = v, src->shm_dir = true;
+	if ((v = getenv("MUON_SECRET_FILE")))
+		c->secret_file = v, src->secret = true;
 	src->ring = getenv("MUON_RING_SIZE") != NULL;
 	src->log = getenv("MUON_SEND_LOG_SIZE") != NULL;
 	src->max = getenv("MUON_MAX_MSG_SIZE") != NULL;
@@ -310,11 +361,10 @@ static int parse_transport(const char *s, int *out)
 	else if (!strcmp(s, "tcp"))
 		*out = MUONI_EP_TCP;
 	else if (!strcmp(s, "verbs"))
-		return MUONI_ERR(MUON_EUNSUPPORTED, "transport 'verbs' is not "
-				 "built into this version of muon");
+		*out = MUONI_EP_VERBS;
 	else
-		return MUONI_ERR(MUON_ECONFIG, "transport '%s': want auto, shm "
-				 "or tcp", s);
+		return MUONI_ERR(MUON_ECONFIG, "transport '%s': want auto, "
+				 "verbs, shm or tcp", s);
 	return 0;
 }
 
@@ -416,6 +466,13 @@ int muoni_config_resolve(const muon_ctx_config_t *in, struct muoni_config *out)
 				 "characters", src.shm_dir ? "environment "
 				 "MUON_SHM_DIR" : "shm_dir");
 	snprintf(out->shm_dir, sizeof(out->shm_dir), "%s", c.shm_dir);
+	if (c.secret_file && *c.secret_file) {
+		rc = muoni_secret_load(c.secret_file, out->secret);
+		if (rc)
+			return muoni_err_push(rc, src.secret ? "environment "
+					      "MUON_SECRET_FILE" : "secret_file");
+		out->has_secret = true;
+	}
 	out->ring_size = c.ring_size;
 	out->send_log_size = c.send_log_size;
 	out->max_msg_size = c.max_msg_size;
@@ -425,11 +482,12 @@ int muoni_config_resolve(const muon_ctx_config_t *in, struct muoni_config *out)
 	out->linger_ms = c.linger_ms;
 	out->log_fn = c.log_fn;
 	out->log_arg = c.log_arg;
-	rc = muoni_endpoints_parse(c.listen, &out->listen, &out->n_listen);
+	rc = muoni_endpoints_parse(c.listen, false, &out->listen,
+				   &out->n_listen);
 	if (rc)
 		return muoni_err_push(rc, src.listen ? "environment MUON_LISTEN"
 						     : "listen");
-	rc = muoni_endpoints_parse(c.peers, &out->peers, &out->n_peers);
+	rc = muoni_endpoints_parse(c.peers, true, &out->peers, &out->n_peers);
 	if (rc) {
 		muoni_config_fini(out);
 		return muoni_err_push(rc, src.peers ? "environment MUON_PEERS"
@@ -440,6 +498,8 @@ int muoni_config_resolve(const muon_ctx_config_t *in, struct muoni_config *out)
 
 void muoni_config_fini(struct muoni_config *c)
 {
+	muoni_secret_wipe(c->secret, sizeof(c->secret));
+	c->has_secret = false;
 	free(c->listen);
 	free(c->peers);
 	c->listen = NULL;

@@ -15,6 +15,14 @@
 #include "core/muoni.h"
 #include "transport/shm/shm.h"
 
+const struct muoni_transport_ops *const muoni_transports[] = {
+	&muoni_shm_ops,
+	&muoni_tcp_ops,
+	&muoni_verbs_ops,
+};
+const unsigned muoni_n_transports =
+	sizeof(muoni_transports) / sizeof(muoni_transports[0]);
+
 const struct muoni_transport_ops *muoni_transport_for(int kind)
 {
 	switch (kind) {
@@ -22,9 +30,20 @@ const struct muoni_transport_ops *muoni_transport_for(int kind)
 		return &muoni_shm_ops;
 	case MUONI_EP_TCP:
 		return &muoni_tcp_ops;
+	case MUONI_EP_VERBS:
+		return &muoni_verbs_ops;
 	default:
 		return NULL;
 	}
+}
+
+void muoni_ctx_mem_forget(struct muon_ctx *ctx, const void *base, size_t len)
+{
+	unsigned i;
+
+	for (i = 0; i < muoni_n_transports; i++)
+		if (muoni_transports[i]->mem_forget)
+			muoni_transports[i]->mem_forget(ctx, base, len);
 }
 
 int muoni_ctx_fd_add(struct muon_ctx *ctx, struct muoni_fdh *h,
@@ -187,6 +206,9 @@ void muoni_ctx_control(struct muon_ctx *ctx)
 		h->cb(h, evs[i].events);
 	}
 	ctx->now_ns = muoni_now_ns();
+	for (i = 0; i < (int)muoni_n_transports; i++)
+		if (muoni_transports[i]->ctx_tick)
+			muoni_transports[i]->ctx_tick(ctx);
 	ctx_timers(ctx);
 }
 
@@ -350,6 +372,9 @@ static void ctx_free(struct muon_ctx *ctx)
 	}
 	for (i = 0; i < ctx->n_listeners; i++)
 		ctx->listeners[i]->ops->listener_close(ctx->listeners[i]);
+	for (i = 0; i < muoni_n_transports; i++)
+		if (muoni_transports[i]->ctx_fini)
+			muoni_transports[i]->ctx_fini(ctx);
 	free(ctx->listeners);
 	free(ctx->peers);
 	free(ctx->rx);

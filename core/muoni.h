@@ -30,7 +30,7 @@
 
 /* ------------------------------------------------------------ config */
 
-enum muoni_ep_kind { MUONI_EP_SHM = 1, MUONI_EP_TCP = 2 };
+enum muoni_ep_kind { MUONI_EP_SHM = 1, MUONI_EP_TCP = 2, MUONI_EP_VERBS = 3 };
 
 #define MUONI_EP_TEXT 128
 #define MUONI_SHM_NAME_MAX 64
@@ -40,7 +40,8 @@ struct muoni_endpoint {
 	char text[MUONI_EP_TEXT];          /* canonical "scheme://..." */
 	char name[MUONI_SHM_NAME_MAX + 1]; /* shm */
 	char host[64];                     /* tcp, without brackets */
-	uint16_t port;                     /* tcp */
+	uint16_t port;                     /* tcp, verbs */
+	unsigned group;                    /* peers: alternatives share it */
 };
 
 struct muoni_config {
@@ -62,6 +63,8 @@ struct muoni_config {
 	muon_log_fn log_fn;
 	void *log_arg;
 	char shm_dir[256];
+	bool has_secret;
+	uint8_t secret[32]; /* SHA-256 of the cluster secret file */
 };
 
 void muoni_config_defaults(muon_ctx_config_t *cfg);
@@ -69,8 +72,15 @@ int muoni_config_resolve(const muon_ctx_config_t *in,
 			 struct muoni_config *out);
 void muoni_config_fini(struct muoni_config *c);
 int muoni_endpoint_parse(const char *s, size_t n, struct muoni_endpoint *ep);
-int muoni_endpoints_parse(const char *list, struct muoni_endpoint **out,
-			  unsigned *n);
+int muoni_endpoints_parse(const char *list, bool alternatives,
+			  struct muoni_endpoint **out, unsigned *n);
+/* auth.c: the cluster secret and the tags made with it. */
+int muoni_secret_load(const char *path, uint8_t key[32]);
+void muoni_secret_wipe(void *p, size_t n);
+void muoni_auth_tag(const uint8_t key[32], const void *msg, size_t len,
+		    uint8_t tag[16]);
+bool muoni_auth_verify(const uint8_t key[32], const void *msg, size_t len,
+		       const uint8_t tag[16]);
 int muoni_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 int muoni_parse_size(const char *s, uint32_t *out);
 
@@ -276,8 +286,11 @@ struct muon_pub {
 	struct muon_pub *prev;
 };
 
+struct muoni_verbs_ctx;
+
 struct muon_ctx {
 	struct muoni_config cfg;
+	struct muoni_verbs_ctx *verbs; /* verbs transport state, lazily */
 	uint64_t id;
 	muon_counters_t ctr;
 	int epfd;
@@ -328,6 +341,7 @@ int muoni_ctx_rx_add(struct muon_ctx *ctx, struct muoni_conn *c);
 int muoni_listener_accept(struct muoni_listener *l, int lfd,
 			  struct sockaddr *sa, socklen_t *sl);
 const struct muoni_transport_ops *muoni_transport_for(int kind);
+void muoni_ctx_mem_forget(struct muon_ctx *ctx, const void *base, size_t len);
 void muoni_ctx_control(struct muon_ctx *ctx);
 
 /* conn.c: called by transports */

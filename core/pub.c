@@ -499,6 +499,9 @@ void muoni_pub_free(struct muon_pub *p)
 	if (p->next)
 		p->next->prev = p->prev;
 	ctx->n_pubs--;
+	if (p->log.buf)
+		muoni_ctx_mem_forget(p->ctx, p->log.buf,
+				     p->log.cap + MUONI_SENDLOG_SLACK);
 	muoni_sendlog_fini(&p->log);
 	free(p->senders);
 	free(p);

@@ -74,9 +74,24 @@ struct muoni_transport_ops {
 	/* Subscriber side: prepare for the application to sleep on the
 	 * context fd. Returns 0, or MUON_EBUSY if frames are already there. */
 	int (*arm)(struct muoni_conn *c);
+
+	/* Optional, per context: called by the control plane on every run
+	 * (for work not tied to one live connection), and once when the
+	 * context is freed, after every connection and listener is gone. */
+	void (*ctx_tick)(struct muon_ctx *ctx);
+	void (*ctx_fini)(struct muon_ctx *ctx);
+
+	/* Optional: memory core handed to push() (a send log) is about to be
+	 * unmapped; forget any registration of it. */
+	void (*mem_forget)(struct muon_ctx *ctx, const void *base, size_t len);
 };
 
 extern const struct muoni_transport_ops muoni_shm_ops;
 extern const struct muoni_transport_ops muoni_tcp_ops;
+extern const struct muoni_transport_ops muoni_verbs_ops;
+
+/* Every transport built in, for the per-context hooks. */
+extern const struct muoni_transport_ops *const muoni_transports[];
+extern const unsigned muoni_n_transports;
 
 #endif

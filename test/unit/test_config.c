@@ -15,7 +15,7 @@ static const char *const env_vars[] = {
 	"MUON_TRANSPORT", "MUON_RING_SIZE", "MUON_SEND_LOG_SIZE",
 	"MUON_MAX_MSG_SIZE", "MUON_LOG_LEVEL", "MUON_HEARTBEAT_MS",
 	"MUON_PEER_TIMEOUT_MS", "MUON_RECONNECT_MS", "MUON_LINGER_MS",
-	"MUON_SHM_DIR",
+	"MUON_SHM_DIR", "MUON_SECRET_FILE",
 };
 
 static void clear_env(void)
@@ -245,18 +245,19 @@ static void test_endpoints_list(void **state)
 	size_t off;
 
 	(void)state;
-	assert_int_equal(muoni_endpoints_parse(NULL, &eps, &n), 0);
+	assert_int_equal(muoni_endpoints_parse(NULL, false, &eps, &n), 0);
 	assert_null(eps);
 	assert_int_equal(n, 0);
-	assert_int_equal(muoni_endpoints_parse("", &eps, &n), 0);
+	assert_int_equal(muoni_endpoints_parse("", false, &eps, &n), 0);
 	assert_null(eps);
 	assert_int_equal(n, 0);
-	assert_int_equal(muoni_endpoints_parse(" , ,,\t,", &eps, &n), 0);
+	assert_int_equal(muoni_endpoints_parse(" , ,,\t,", false, &eps, &n), 0);
 	assert_int_equal(n, 0);
 	free(eps);
 
 	assert_int_equal(muoni_endpoints_parse(
-		" shm://a ,tcp://1.2.3.4:5,, \ttcp://[::1]:7\t, ", &eps, &n), 0);
+		" shm://a ,tcp://1.2.3.4:5,, \ttcp://[::1]:7\t, ", false, &eps,
+		&n), 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(eps[0].text, "shm://a");
 	assert_string_equal(eps[1].text, "tcp://1.2.3.4:5");
@@ -265,10 +266,10 @@ static void test_endpoints_list(void **state)
 
 	eps = (void *)1;
 	assert_int_equal(muoni_endpoints_parse("shm://a, shm://b c, shm://d",
-					       &eps, &n), MUON_ECONFIG);
+					       false, &eps, &n), MUON_ECONFIG);
 	assert_null(eps);
 	assert_int_equal(n, 0);
-	assert_int_equal(muoni_endpoints_parse("shm://a,bogus", &eps, &n),
+	assert_int_equal(muoni_endpoints_parse("shm://a,bogus", false, &eps, &n),
 			 MUON_ECONFIG);
 
 	/* 256 endpoints are fine, 257 are not. */
@@ -276,9 +277,9 @@ static void test_endpoints_list(void **state)
 	assert_non_null(big);
 	for (off = 0, i = 0; i < 257; i++)
 		off += (size_t)sprintf(big + off, "%sshm://n%u", i ? "," : "", i);
-	assert_int_equal(muoni_endpoints_parse(big, &eps, &n), MUON_ECONFIG);
+	assert_int_equal(muoni_endpoints_parse(big, false, &eps, &n), MUON_ECONFIG);
 	*strrchr(big, ',') = '\0';
-	assert_int_equal(muoni_endpoints_parse(big, &eps, &n), 0);
+	assert_int_equal(muoni_endpoints_parse(big, false, &eps, &n), 0);
 	assert_int_equal(n, 256);
 	assert_string_equal(eps[255].name, "n255");
 	free(eps);
@@ -492,8 +493,8 @@ static void test_resolve_rejects(void **state)
 	c.log_level = (muon_log_level_t)7;
 	expect_resolve_fail(&c, MUON_ECONFIG, "log_level", "log level 7");
 	base(&c);
-	c.transport = "verbs";
-	expect_resolve_fail(&c, MUON_EUNSUPPORTED, "verbs", "verbs");
+	c.secret_file = "/nonexistent/muon-secret";
+	expect_resolve_fail(&c, MUON_ENOTFOUND, "secret_file", "no secret");
 	base(&c);
 	c.transport = "udp";
 	expect_resolve_fail(&c, MUON_ECONFIG, "udp", "transport udp");
@@ -772,16 +773,53 @@ static void test_env_bad_sizes(void **state)
 
 static void test_env_verbs(void **state)
 {
-	muon_ctx_t *ctx = NULL;
 	struct muoni_config r;
 
 	(void)state;
 	setenv("MUON_TRANSPORT", "verbs", 1);
-	assert_int_equal(muoni_config_resolve(NULL, &r), MUON_EUNSUPPORTED);
-	assert_int_equal(muon_ctx_create(NULL, &ctx), MUON_EUNSUPPORTED);
-	assert_null(ctx);
-	assert_non_null(strstr(muon_errmsg(), "verbs"));
+	assert_int_equal(muoni_config_resolve(NULL, &r), 0);
+	assert_int_equal(r.transport, MUONI_EP_VERBS);
+	muoni_config_fini(&r);
+	setenv("MUON_TRANSPORT", "rdma", 1);
+	assert_int_equal(muoni_config_resolve(NULL, &r), MUON_ECONFIG);
+	assert_non_null(strstr(muon_errmsg(), "MUON_TRANSPORT"));
 	clear_env();
+}
+
+/* Peers may list one context's endpoints on several transports. */
+static void test_alternatives(void **state)
+{
+	struct muoni_endpoint *eps = NULL;
+	unsigned n = 0;
+
+	(void)state;
+	assert_int_equal(muoni_endpoints_parse(
+		"verbs://192.0.2.1:7000 | tcp://192.0.2.1:7001|shm://p, "
+		"verbs://[2001:db8::1]:9", true, &eps, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(eps[0].kind, MUONI_EP_VERBS);
+	assert_string_equal(eps[0].text, "verbs://192.0.2.1:7000");
+	assert_int_equal(eps[1].kind, MUONI_EP_TCP);
+	assert_int_equal(eps[2].kind, MUONI_EP_SHM);
+	assert_int_equal(eps[0].group, 0);
+	assert_int_equal(eps[2].group, 0);
+	assert_int_equal(eps[3].group, 1);
+	assert_string_equal(eps[3].host, "2001:db8::1");
+	assert_string_equal(eps[3].text, "verbs://[2001:db8::1]:9");
+	free(eps);
+	/* not for listen; no empty or same-transport alternatives */
+	assert_int_equal(muoni_endpoints_parse("tcp://a:1|shm://b", false,
+					       &eps, &n), MUON_ECONFIG);
+	assert_int_equal(muoni_endpoints_parse("tcp://a:1|", true, &eps, &n),
+			 MUON_ECONFIG);
+	assert_int_equal(muoni_endpoints_parse("tcp://a:1||shm://x", true,
+					       &eps, &n), MUON_ECONFIG);
+	assert_int_equal(muoni_endpoints_parse("tcp://a:1|tcp://b:2", true,
+					       &eps, &n), MUON_ECONFIG);
+	assert_non_null(strstr(muon_errmsg(), "two alternatives"));
+	assert_int_equal(muoni_endpoints_parse("verbs://a", true, &eps, &n),
+			 MUON_ECONFIG);
+	assert_non_null(strstr(muon_errmsg(), "verbs endpoint"));
 }
 
 int main(void)
@@ -809,6 +847,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_env_bad_strings, setup_env,
 						teardown_env),
 		cmocka_unit_test_setup_teardown(test_env_bad_sizes, setup_env,
+						teardown_env),
+		cmocka_unit_test_setup_teardown(test_alternatives, setup_env,
 						teardown_env),
 		cmocka_unit_test_setup_teardown(test_env_verbs, setup_env,
 						teardown_env),

@@ -142,13 +142,18 @@ typedef void (*muon_log_fn)(void *arg, muon_log_level_t level,
  * variables MUON_NAME, MUON_CTX_ID, MUON_LISTEN, MUON_PEERS, MUON_TRANSPORT,
  * MUON_RING_SIZE, MUON_SEND_LOG_SIZE, MUON_MAX_MSG_SIZE, MUON_LOG_LEVEL,
  * MUON_HEARTBEAT_MS, MUON_PEER_TIMEOUT_MS, MUON_RECONNECT_MS,
- * MUON_LINGER_MS and MUON_SHM_DIR (see docs/configuration.md). A malformed
+ * MUON_LINGER_MS, MUON_SHM_DIR and MUON_SECRET_FILE (see
+ * docs/configuration.md). A malformed
  * value fails creation with MUON_ECONFIG naming the variable; set
  * `ignore_env` to disable them.
  *
- * Endpoints are URIs: "tcp://HOST:PORT" (IPv4, [IPv6] or a host name;
- * port 0 picks a free port for listen) and "shm://NAME" (same host; NAME is
- * [A-Za-z0-9._-]{1,64}). Lists are comma-separated.
+ * Endpoints are URIs: "verbs://ADDR:PORT" (RDMA through rdmacm: the IPv4
+ * or [IPv6] address of an RDMA-capable interface, or a host name; port 0
+ * picks a free port for listen), "tcp://HOST:PORT" (same forms) and
+ * "shm://NAME" (same host; NAME is [A-Za-z0-9._-]{1,64}). Lists are
+ * comma-separated. A static peer may name one context's endpoints on
+ * several transports joined by '|' ("verbs://10.0.0.2:7000|tcp://10.0.0.2:
+ * 7001"): the `transport` setting picks one of them at each (re)connect.
  */
 typedef struct muon_ctx_config {
 	size_t size;            /**< sizeof(muon_ctx_config_t), set by init */
@@ -157,8 +162,10 @@ typedef struct muon_ctx_config {
 	const char *listen;     /**< endpoints to accept connections on */
 	const char *peers;      /**< static peers: endpoints of contexts whose
 				     publications this one wants */
-	const char *transport;  /**< "auto" (default), "shm" or "tcp": restricts
-				     which endpoints are used */
+	const char *transport;  /**< "auto" (default), "verbs", "shm" or "tcp":
+				     "auto" uses, per peer, verbs when an RDMA
+				     device reaches it, shm on this host, tcp
+				     otherwise; a name forces that transport */
 	uint32_t ring_size;     /**< receive ring bytes per connection, power of
 				     two, default 8 MiB */
 	uint32_t send_log_size; /**< default send log bytes per publication,
@@ -177,6 +184,10 @@ typedef struct muon_ctx_config {
 	void *log_arg;
 	int ignore_env;         /**< nonzero: do not read MUON_* variables */
 	const char *shm_dir;    /**< where shm rings live, default "/dev/shm" */
+	const char *secret_file; /**< cluster secret (at least 16 bytes, not
+				      readable by group or others) that
+				      authenticates verbs connections; NULL =
+				      unauthenticated (a warning is logged) */
 } muon_ctx_config_t;
 
 /** Fill `cfg` with defaults and set cfg->size. `cfg` must not be NULL. */
@@ -264,6 +275,8 @@ typedef struct muon_counters {
 	uint64_t proto_errors;    /**< frames or control messages rejected */
 	uint64_t connect_failures; /**< connection attempts that failed */
 	uint64_t replays;         /**< streams started from the send log */
+	uint64_t auth_rejects;    /**< connection requests refused because their
+				       authentication tag was missing or wrong */
 } muon_counters_t;
 
 /**
