@@ -685,18 +685,21 @@ void muoni_conn_fail(struct muoni_conn *c, int status, int down_reason)
 	    c->peer->backoff_ms > c->ctx->cfg.reconnect_ms)
 		lvl = MUON_LOG_DEBUG;
 	muoni_log(c->ctx, lvl, "%s: closed: %s", c->desc, muoni_err_msg());
+	c->failed = true;
 	muoni_conn_close(c, down_reason);
 }
 
 void muoni_conn_close(struct muoni_conn *c, int down_reason)
 {
 	struct muon_ctx *ctx = c->ctx;
+	bool was_up;
 
 	if (c->state == MUONI_CONN_DEAD)
 		return;
 	if (c->down_reason)
 		down_reason = c->down_reason;
-	if (c->state == MUONI_CONN_UP)
+	was_up = c->state == MUONI_CONN_UP;
+	if (was_up)
 		ctx->ctr.disconnects++;
 	c->state = MUONI_CONN_DEAD;
 	conn_drop_images(c, down_reason, c->desc);
@@ -707,6 +710,13 @@ void muoni_conn_close(struct muoni_conn *c, int down_reason)
 		uint32_t max = ctx->cfg.reconnect_ms * 32;
 
 		pr->conn = NULL;
+		if (!was_up && c->failed && muoni_peer_next_alt(ctx, pr)) {
+			/* Another transport to try: at once. */
+			pr->next_attempt_ns = muoni_now_ns();
+			c->peer = NULL;
+			ctx->reap_pending = true;
+			return;
+		}
 		pr->next_attempt_ns = muoni_now_ns() +
 				      (uint64_t)pr->backoff_ms * 1000000ull;
 		pr->backoff_ms = pr->backoff_ms * 2 > max ? max

@@ -120,15 +120,50 @@ int muoni_listener_accept(struct muoni_listener *l, int lfd,
 	}
 }
 
+static const char *const kind_names[] = {"?", "shm", "tcp", "verbs"};
+
+static void peer_use(struct muoni_peer *pr, unsigned k)
+{
+	pr->cur = k;
+	pr->ep = pr->alt[k];
+	pr->ops = muoni_transport_for(pr->ep.kind);
+}
+
+bool muoni_peer_next_alt(struct muon_ctx *ctx, struct muoni_peer *pr)
+{
+	unsigned k = pr->cur + 1;
+
+	if (pr->n_alt < 2)
+		return false;
+	if (k >= pr->n_alt) {
+		peer_use(pr, 0);
+		return false;
+	}
+	MUONI_INFO(ctx, "peer %s: %s did not work (%s); trying %s",
+		   pr->alt[0].text, kind_names[pr->ep.kind], muoni_err_msg(),
+		   pr->alt[k].text);
+	peer_use(pr, k);
+	return true;
+}
+
 static void peer_connect(struct muon_ctx *ctx, struct muoni_peer *pr)
 {
 	struct muoni_conn *c = NULL;
-	int rc = pr->ops->connect(ctx, &pr->ep, &c);
+	int rc;
 
+	for (;;) {
+		rc = pr->ops->connect(ctx, &pr->ep, &c);
+		if (!rc)
+			break;
+		ctx->ctr.connect_failures++;
+		/* A transport that fails at once (nobody on this host's shm
+		 * name, no RDMA stack) hands over to the next alternative. */
+		if (!muoni_peer_next_alt(ctx, pr))
+			break;
+	}
 	if (rc) {
 		uint32_t max = ctx->cfg.reconnect_ms * 32;
 
-		ctx->ctr.connect_failures++;
 		if (rc != pr->last_status)
 			MUONI_INFO(ctx, "connect to %s: %s (retrying)",
 				   pr->ep.text, muoni_err_msg());
@@ -337,18 +372,38 @@ static int ctx_open_endpoints(struct muon_ctx *ctx)
 		ctx->listeners[ctx->n_listeners++] = l;
 		MUONI_INFO(ctx, "listening on %s", l->bound);
 	}
-	for (i = 0; i < ctx->cfg.n_peers; i++) {
+	for (i = 0; i < ctx->cfg.n_peers;) {
 		const struct muoni_endpoint *ep = &ctx->cfg.peers[i];
-		struct muoni_peer *pr;
+		static const int rank[] = {MUONI_EP_SHM, MUONI_EP_VERBS,
+					   MUONI_EP_TCP};
+		struct muoni_peer *pr = &ctx->peers[ctx->n_peers];
+		unsigned j, end = i, r;
 
-		if (!transport_allowed(ctx, ep)) {
-			MUONI_INFO(ctx, "ignoring peer %s: transport "
-				   "restricted", ep->text);
+		while (end < ctx->cfg.n_peers &&
+		       ctx->cfg.peers[end].group == ep->group)
+			end++;
+		/* auto: shm reaches only this host and is fastest there; verbs
+		 * needs an RDMA device that reaches the peer; tcp always. */
+		pr->n_alt = 0;
+		for (r = 0; r < 3; r++)
+			for (j = i; j < end; j++)
+				if (ctx->cfg.peers[j].kind == rank[r] &&
+				    transport_allowed(ctx, &ctx->cfg.peers[j]) &&
+				    pr->n_alt < 3)
+					pr->alt[pr->n_alt++] = ctx->cfg.peers[j];
+		i = end;
+		if (!pr->n_alt) {
+			MUONI_INFO(ctx, "ignoring peer %s: no endpoint on "
+				   "transport %s", ep->text,
+				   kind_names[ctx->cfg.transport]);
 			continue;
 		}
-		pr = &ctx->peers[ctx->n_peers++];
-		pr->ep = *ep;
-		pr->ops = muoni_transport_for(ep->kind);
+		ctx->n_peers++;
+		peer_use(pr, 0);
+		if (pr->n_alt > 1)
+			MUONI_INFO(ctx, "peer %s: %u transports offered, "
+				   "trying %s first", ep->text, pr->n_alt,
+				   kind_names[pr->ep.kind]);
 		pr->backoff_ms = ctx->cfg.reconnect_ms;
 		peer_connect(ctx, pr);
 	}

@@ -152,7 +152,10 @@ struct muoni_listener {
 
 /* A static peer: a publisher endpoint this context keeps connected to. */
 struct muoni_peer {
-	struct muoni_endpoint ep;
+	struct muoni_endpoint ep; /* the alternative in use: alt[cur] */
+	struct muoni_endpoint alt[3]; /* by preference: shm, verbs, tcp */
+	unsigned n_alt;
+	unsigned cur;
 	const struct muoni_transport_ops *ops;
 	struct muoni_conn *conn;
 	uint64_t next_attempt_ns;
@@ -178,6 +181,7 @@ struct muoni_conn {
 	struct muon_ctx *ctx;
 	bool outbound; /* we connected (else we accepted) */
 	bool receiving; /* we subscribed over it: polled on the data path */
+	bool failed;    /* closed by an error, not by choice */
 	int state;
 	uint64_t id;
 	uint64_t peer_ctx_id;
@@ -343,6 +347,9 @@ int muoni_listener_accept(struct muoni_listener *l, int lfd,
 const struct muoni_transport_ops *muoni_transport_for(int kind);
 void muoni_ctx_mem_forget(struct muon_ctx *ctx, const void *base, size_t len);
 void muoni_ctx_control(struct muon_ctx *ctx);
+/* A static peer's connection failed before it came up: move on to its
+ * next alternative endpoint. Returns true if there was another one. */
+bool muoni_peer_next_alt(struct muon_ctx *ctx, struct muoni_peer *pr);
 
 /* conn.c: called by transports */
 void muoni_conn_init(struct muoni_conn *c, struct muon_ctx *ctx,

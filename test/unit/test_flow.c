@@ -495,6 +495,11 @@ static void test_claim_commit(const char *tp)
 	{                                                                \
 		(void)state;                                             \
 		fn("tcp");                                               \
+	}                                                                \
+	static void fn##_verbs(void **state)                             \
+	{                                                                \
+		(void)state;                                             \
+		fn("verbs");                                             \
 	}
 
 BOTH(test_backpressure)
@@ -506,7 +511,8 @@ BOTH(test_claim_commit)
 
 #define T(fn)                                                            \
 	cmocka_unit_test_setup_teardown(fn##_shm, setup, teardown),       \
-	cmocka_unit_test_setup_teardown(fn##_tcp, setup, teardown)
+	cmocka_unit_test_setup_teardown(fn##_tcp, setup, teardown),       \
+	cmocka_unit_test_setup_teardown(fn##_verbs, setup, teardown)
 
 /* argv[1], if given, picks tests by name (cmocka pattern): ctest runs
  * each scenario in its own process so that one crash cannot hide the

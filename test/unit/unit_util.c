@@ -66,6 +66,13 @@ void ut_ctx_config(muon_ctx_config_t *cfg, const char *name)
 	cfg->log_arg = (void *)name;
 }
 
+const char *ut_rdma_addr(void)
+{
+	const char *a = getenv("MUON_RDMA_ADDR");
+
+	return a && *a ? a : "192.0.2.1";
+}
+
 void ut_listen_uri(char *buf, size_t len, const char *transport,
 		   const char *tag)
 {
@@ -73,6 +80,8 @@ void ut_listen_uri(char *buf, size_t len, const char *transport,
 
 	if (!strcmp(transport, "tcp"))
 		snprintf(buf, len, "tcp://127.0.0.1:0");
+	else if (!strcmp(transport, "verbs"))
+		snprintf(buf, len, "verbs://%s:0", ut_rdma_addr());
 	else
 		snprintf(buf, len, "shm://unit-%d-%s-%u", (int)getpid(), tag,
 			 ++counter);

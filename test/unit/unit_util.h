@@ -55,6 +55,9 @@ void ut_ctx_config(muon_ctx_config_t *cfg, const char *name);
 
 /* A unique endpoint for a listener: "shm://unit-<pid>-<tag>-<n>" or
  * "tcp://127.0.0.1:0". */
+/* The RDMA device's address for verbs tests: $MUON_RDMA_ADDR, default the
+ * Soft-RoCE guest's 192.0.2.1. */
+const char *ut_rdma_addr(void);
 void ut_listen_uri(char *buf, size_t len, const char *transport,
 		   const char *tag);
 

@@ -369,7 +369,13 @@ static struct ibv_mr *reg(struct vdev *d, void *p, size_t len, int access,
 {
 	struct ibv_mr *mr = ibv_reg_mr(d->pd, p, len, access);
 
-	if (!mr)
+	if (!mr && (errno == ENOMEM || errno == EPERM || errno == EAGAIN))
+		MUONI_ERR(MUON_ENOMEM, "register %s of %zu bytes on %s: %s "
+			  "(is the locked-memory limit, ulimit -l or systemd's "
+			  "LimitMEMLOCK, high enough?)", what, len,
+			  ibv_get_device_name(d->verbs->device),
+			  strerror(errno));
+	else if (!mr)
 		MUONI_ERR_ERRNO("register %s of %zu bytes on %s", what, len,
 				ibv_get_device_name(d->verbs->device));
 	return mr;
@@ -947,8 +953,9 @@ static int verbs_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 			space -= room_end;
 			room_end = v->tcap;
 		}
-		reg_ok = first <= v->max_inline ||
-			 mem_lkey(v, frames + done, len - done, &lkey);
+		/* Registered memory (a send log) goes straight from where it
+		 * is; anything else inline, or through the staging area. */
+		reg_ok = mem_lkey(v, frames + done, len - done, &lkey);
 		if (!reg_ok) {
 			mem_learn(v, frames + done);
 			reg_ok = mem_lkey(v, frames + done, len - done, &lkey);
