@@ -173,6 +173,7 @@ struct vconn {
 	struct ibv_mr *ring_mr;
 	uint64_t rpos;
 	uint64_t credited;
+	uint64_t rpos_seen; /* rpos at the previous control-plane look */
 	uint32_t max_data;
 	bool ring_sent;
 	uint64_t peer_credit_addr;
@@ -422,6 +423,7 @@ static void srq_arm_limit(struct vdev *d)
 }
 
 static int vdev_poll(struct vdev *d, unsigned budget);
+static bool vdev_has_rx(const struct vdev *d);
 
 static void ch_cb(struct muoni_fdh *h, uint32_t events)
 {
@@ -439,9 +441,14 @@ static void ch_cb(struct muoni_fdh *h, uint32_t events)
 	}
 	if (d->dead)
 		return;
-	/* Control messages reach contexts that only publish, whose data path
-	 * never polls: the control plane does, on notification. */
 	vdev_poll(d, 4096);
+	/* While the data path polls this CQ (a connection on it receives),
+	 * notifications would only cost the device a wake-up and us two
+	 * system calls per event: muon_ctx_arm() asks for one before the
+	 * application sleeps. Contexts that only publish never poll on the
+	 * data path; their control messages come through here. */
+	if (vdev_has_rx(d))
+		return;
 	ibv_req_notify_cq(d->rcq, 0);
 	vdev_poll(d, 4096);
 }
@@ -1419,6 +1426,21 @@ static int vdev_poll(struct vdev *d, unsigned budget)
 	return delivered;
 }
 
+/* Does the data path poll this device's CQ (a receiving connection)? */
+static bool vdev_has_rx(const struct vdev *d)
+{
+	const struct muon_ctx *ctx = d->vc->ctx;
+	unsigned i;
+
+	for (i = 0; i < ctx->n_rx; i++) {
+		const struct muoni_conn *c = ctx->rx[i];
+		if (c->ops == &muoni_verbs_ops && c->state != MUONI_CONN_DEAD &&
+		    VC(c)->dev == d)
+			return true;
+	}
+	return false;
+}
+
 static int verbs_poll(struct muoni_conn *c, unsigned budget)
 {
 	struct vconn *v = VC(c);
@@ -2364,9 +2386,13 @@ static int verbs_check(struct muoni_conn *c)
 		rc = txq_flush(v);
 	if (rc)
 		return rc;
-	/* Credits below the write-back threshold still go out now and then,
-	 * so a publisher never waits on a quarter ring. */
-	credit_flush(v);
+	/* Credits below the write-back threshold still go out: when the
+	 * stream went quiet since the last look (the write costs nothing
+	 * then), or once a sixteenth of the ring is waiting. A publisher that
+	 * ran out of room is waiting on exactly that. */
+	if (v->rpos == v->rpos_seen || v->rpos - v->credited >= v->rcap / 16)
+		credit_flush(v);
+	v->rpos_seen = v->rpos;
 	return 0;
 }
 
