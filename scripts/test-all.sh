@@ -158,8 +158,18 @@ elif ((!built)); then
 	skip rdma "build failed"
 else
 	before=$fatal
-	stage rdma sh test/rdma/run-vm.sh -d "$root/build" -- \
-		ctest --test-dir "$root/build" --output-on-failure --no-tests=error -L '^rdma$'
+	# One boot: every rdma test on the release build, then the in-process
+	# verbs tests and the garbage-writing peer again under ASan and UBSan
+	# (when that build exists), so out-of-bounds reads of a hostile ring
+	# cannot pass unnoticed.
+	asan_rdma=:
+	if [[ -x $root/build-asan/test/unit/muon-unit-flow ]]; then
+		asan_rdma="MUON_ITEST_SCALE=50 ctest --test-dir '$root/build-asan' --output-on-failure --no-tests=error -L '^rdma\$' -R '^(unit\\.|rdma\\.rogue)'"
+	fi
+	stage rdma sh test/rdma/run-vm.sh -d "$root" -- sh -c "
+		ctest --test-dir '$root/build' --output-on-failure --no-tests=error -L '^rdma\$'; a=\$?
+		$asan_rdma; b=\$?
+		[ \$a = 0 ] && [ \$b = 0 ]"
 	if [[ -z ${CI:-} && $fatal != "$before" ]]; then
 		results+=("          (rdma failed: not fatal because CI is not set)")
 		fatal=$before
