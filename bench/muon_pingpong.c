@@ -488,6 +488,9 @@ static void report_counters(const struct side *s)
 			BENCH_PROG, (unsigned long long)c.backpressure,
 			(unsigned long long)c.losses,
 			(unsigned long long)c.disconnects, s->events);
+	if (s->events)
+		fprintf(stderr, "%s: note: the last of those events: %s\n",
+			BENCH_PROG, s->note);
 }
 
 /* ------------------------------------------------------------- sides */
@@ -611,10 +614,11 @@ static int verbs_endpoints(struct run *run, const char *addr)
 
 /*
  * Both sides must know the other's endpoint when they create their
- * context. tcp and verbs work alike: the pong listens on port 0 and reports the real port through the
- * pipe; the ping's port must be fixed before that, so it is probed: the
- * kernel hands out a port that no one holds, and it stays free for the few
- * milliseconds until the ping listens on it (a clash is reported).
+ * context. tcp and verbs work alike: the pong listens on port 0 and
+ * reports the real port through the pipe; the ping's port must be fixed
+ * before that, so it is probed: the kernel hands out a port that no one
+ * holds, and it stays free for the few milliseconds until the ping
+ * listens on it (a clash is reported).
  */
 static int run_endpoints(struct run *run, const struct bench_opts *o)
 {

@@ -167,12 +167,15 @@ static int cm_wait(struct vside *v, enum rdma_cm_event_type want,
 		return -1;
 	}
 	if (ev->event != want) {
-		/* status: a negative errno, or for REJECTED the CM's reason */
-		fprintf(stderr, "%s: raw verbs: %s: waiting for the rdma_cm "
-			"event %s, got %s (status %d%s%s)\n", BENCH_PROG,
-			v->who, rdma_event_str(want), rdma_event_str(ev->event),
-			ev->status, ev->status < 0 ? ": " : "",
-			ev->status < 0 ? strerror(-ev->status) : "");
+		/* status: a negative errno, or for REJECTED the CM's reason.
+		 * A side that gave up said why; its reject is no news. */
+		if (!aborted(v))
+			fprintf(stderr, "%s: raw verbs: %s: waiting for the "
+				"rdma_cm event %s, got %s (status %d%s%s)\n",
+				BENCH_PROG, v->who, rdma_event_str(want),
+				rdma_event_str(ev->event), ev->status,
+				ev->status < 0 ? ": " : "",
+				ev->status < 0 ? strerror(-ev->status) : "");
 		rdma_ack_cm_event(ev);
 		return -1;
 	}
@@ -422,7 +425,13 @@ static int open_channel(struct vside *v, struct rdma_cm_id **id)
 {
 	v->ch = rdma_create_event_channel();
 	if (!v->ch) {
+		int e = errno;
+
 		v_errno(v, "rdma_create_event_channel");
+		if (e == ENODEV || e == ENOENT)
+			fprintf(stderr, "%s: raw verbs: no RDMA device here, "
+				"or the rdma_ucm module is not loaded (muon's "
+				"Soft-RoCE VM: docs/rdma-vm.md)\n", BENCH_PROG);
 		return -1;
 	}
 	if (rdma_create_id(v->ch, id, v, RDMA_PS_TCP) != 0) {
@@ -775,7 +784,8 @@ int bench_raw_verbs_pingpong(const struct bench_opts *o, uint64_t *samples)
 		v_err(&r->ping, "pthread_create (pong thread)", err);
 		goto destroy;
 	}
-	if (ping_accept(r, &r->ping) == 0 && ping_run(r, &r->ping, samples) == 0) {
+	if (ping_accept(r, &r->ping) == 0 &&
+	    ping_run(r, &r->ping, samples) == 0) {
 		rc = 0;
 		atomic_store_explicit(&r->ping_done, 1, memory_order_release);
 	} else {

@@ -17,9 +17,9 @@
 #
 # perftest and ucx_perftest measure one-way latency as half the round trip;
 # muon-bench measures round trips. The table says which column is which.
-# A muon-bench that fails (before the verbs transport exists: always) shows
-# as "muon: failed: <reason>" in the table, and the bare ping-pong then runs
-# alone (--raw-only). Exit status: 0 if every row has figures, 1 if any
+# A muon-bench whose muon side fails (e.g. a library without the verbs
+# transport) shows as "muon: failed: <reason>" in the table, and the bare
+# ping-pong then runs alone (--raw-only). Exit status: 0 if every row has figures, 1 if any
 # failed, 2 for bad usage.
 #
 # -b BUILD: the build directory that holds bench/muon-bench (default

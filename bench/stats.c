@@ -92,6 +92,8 @@ void bench_print_table(const struct bench_opts *o,
 	       (unsigned long long)o->warmup);
 	print_cpu("ping", o->ping_cpu);
 	print_cpu("pong", o->pong_cpu);
+	if (o->transport == BENCH_VERBS)
+		printf(", address %s", o->addr);
 	printf("\n");
 	snprintf(title, sizeof(title), "(transport %s, round trip)",
 		 bench_transport_name(o->transport));
@@ -127,6 +129,23 @@ static void print_json_ratio(const char *key, uint64_t a, uint64_t b,
 		printf("%.3f", (double)a / (double)b);
 }
 
+/* A JSON string; --addr is the only one that comes from the user. */
+static void print_json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
 void bench_print_json(const struct bench_opts *o,
 		      const struct bench_stats *muon,
 		      const struct bench_stats *raw)
@@ -137,6 +156,10 @@ void bench_print_json(const struct bench_opts *o,
 	       bench_transport_name(o->transport), o->size,
 	       (unsigned long long)o->count, (unsigned long long)o->warmup,
 	       o->ping_cpu, o->pong_cpu);
+	if (o->transport == BENCH_VERBS) {
+		printf(",\"addr\":");
+		print_json_string(o->addr);
+	}
 	if (muon)
 		print_json_stats("rtt_ns", muon);
 	if (raw)

@@ -305,6 +305,9 @@ printf '%s\n' "$rw" > "$ctl/rw-dir"
 # ------------------------------------------------------------- boot
 say "booting $(basename "$img") (TCG, ${smp} CPUs, ${mem} MiB, timeout ${tmo} s), shared read-write: $rw"
 start=$(date +%s)
+# clocksource=tsc: the guest's default under TCG is HPET, which has no vDSO
+# path, so every clock_gettime would be a ~2 us system call and distort
+# both muon and its benchmarks; perftest reads the TSC directly anyway.
 # The runner writes its own pid, then becomes `timeout`, which forwards
 # signals to qemu. stdin is /dev/null: qemu must not touch the terminal.
 (
@@ -314,7 +317,7 @@ start=$(date +%s)
 		-nodefaults -display none -serial stdio -no-reboot -nic none \
 		-pidfile "$work/qemu.pid" \
 		-kernel "$img/vmlinuz" -initrd "$img/initrd.gz" \
-		-append "console=ttyS0 quiet panic=-1" \
+		-append "console=ttyS0 quiet panic=-1 clocksource=tsc tsc=reliable" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs "local,path=$(printf '%s' "$rw" | sed 's/,/,,/g'),mount_tag=rwdir,security_model=none,multidevs=remap" \
 		-virtfs "local,path=$(printf '%s' "$ctl" | sed 's/,/,,/g'),mount_tag=muonctl,security_model=none" \

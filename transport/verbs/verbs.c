@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -110,6 +111,11 @@ struct vdev {
 	struct muoni_verbs_ctx *vc;
 	struct ibv_context *verbs;
 	struct ibv_pd *pd;
+	/* Where the provider has thread domains (mlx5): a parent domain for
+	 * the QPs and send CQs, which then take no locks. A context is driven
+	 * by one thread at a time, so that is all the locking it needs. */
+	struct ibv_td *td;
+	struct ibv_pd *qpd;
 	struct ibv_comp_channel *ch;
 	struct ibv_cq *rcq;
 	struct ibv_srq *srq;
@@ -123,6 +129,7 @@ struct vdev {
 	uint32_t n_refill;
 	uint32_t max_inline_hint;
 	unsigned cq_unacked;
+	bool armed; /* a CQ notification is requested and not yet consumed */
 	_Atomic int srq_limit_hit;
 	_Atomic int fatal;
 	bool dead;
@@ -424,6 +431,7 @@ static void srq_arm_limit(struct vdev *d)
 
 static int vdev_poll(struct vdev *d, unsigned budget);
 static bool vdev_has_rx(const struct vdev *d);
+static void vdev_arm_idle(struct vdev *d);
 
 static void ch_cb(struct muoni_fdh *h, uint32_t events)
 {
@@ -433,6 +441,7 @@ static void ch_cb(struct muoni_fdh *h, uint32_t events)
 
 	(void)events;
 	while (!ibv_get_cq_event(d->ch, &cq, &cq_ctx)) {
+		d->armed = false;
 		/* Acks take a lock in libibverbs: batch them. */
 		if (++d->cq_unacked >= 64) {
 			ibv_ack_cq_events(d->rcq, d->cq_unacked);
@@ -449,60 +458,150 @@ static void ch_cb(struct muoni_fdh *h, uint32_t events)
 	 * data path; their control messages come through here. */
 	if (vdev_has_rx(d))
 		return;
-	ibv_req_notify_cq(d->rcq, 0);
+	vdev_arm_idle(d);
+}
+
+/* Nobody polls this CQ on the data path: keep a notification requested
+ * so the control plane hears of what arrives. */
+static void vdev_arm_idle(struct vdev *d)
+{
+	if (d->armed || d->dead)
+		return;
+	if (!ibv_req_notify_cq(d->rcq, 0))
+		d->armed = true;
 	vdev_poll(d, 4096);
+}
+
+/*
+ * Every QP, send CQ, receive CQ and SRQ of every muon context in the
+ * process, so that an async event (read by whichever context sees it
+ * first: the device context is shared) touches only objects that are
+ * muon's and still alive. Guarded by async_lock; async events are rare.
+ */
+enum { AREG_CONN = 1, AREG_DEV = 2 };
+
+struct areg {
+	const void *obj;
+	void *owner;
+	int kind;
+};
+
+static struct areg *areg;
+static unsigned n_areg, cap_areg;
+
+static int areg_add(const void *obj, void *owner, int kind)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&async_lock);
+	if (n_areg == cap_areg) {
+		unsigned ncap = cap_areg ? cap_areg * 2 : 64;
+		struct areg *nb = realloc(areg, ncap * sizeof(*nb));
+
+		if (!nb) {
+			rc = MUONI_ERR(MUON_ENOMEM, "async event table");
+			goto out;
+		}
+		areg = nb;
+		cap_areg = ncap;
+	}
+	areg[n_areg].obj = obj;
+	areg[n_areg].owner = owner;
+	areg[n_areg].kind = kind;
+	n_areg++;
+out:
+	pthread_mutex_unlock(&async_lock);
+	return rc;
+}
+
+static void areg_del(const void *obj)
+{
+	unsigned i;
+
+	if (!obj)
+		return;
+	pthread_mutex_lock(&async_lock);
+	for (i = 0; i < n_areg; i++)
+		if (areg[i].obj == obj) {
+			areg[i] = areg[--n_areg];
+			break;
+		}
+	if (!n_areg) {
+		free(areg);
+		areg = NULL;
+		cap_areg = 0;
+	}
+	pthread_mutex_unlock(&async_lock);
+}
+
+/* With async_lock held. */
+static void *areg_find(const void *obj, int kind)
+{
+	unsigned i;
+
+	for (i = 0; i < n_areg; i++)
+		if (areg[i].obj == obj && areg[i].kind == kind)
+			return areg[i].owner;
+	return NULL;
 }
 
 static void async_cb(struct muoni_fdh *h, uint32_t events)
 {
 	struct vdev *d = (void *)((char *)h - offsetof(struct vdev, async_h));
 	struct ibv_async_event ev;
+	struct pollfd pfd = {.fd = d->verbs->async_fd, .events = POLLIN};
 
 	(void)events;
 	pthread_mutex_lock(&async_lock);
-	while (!ibv_get_async_event(d->verbs, &ev)) {
+	/* The fd stays blocking (other verbs users in the process may rely
+	 * on that); under the lock, readable means the read will not wait
+	 * unless somebody outside muon took the event first. */
+	while (poll(&pfd, 1, 0) == 1 && !ibv_get_async_event(d->verbs, &ev)) {
 		struct vconn *v;
+		struct vdev *o;
 
 		switch (ev.event_type) {
 		case IBV_EVENT_QP_FATAL:
 		case IBV_EVENT_QP_REQ_ERR:
 		case IBV_EVENT_PATH_MIG_ERR:
-			v = ev.element.qp->qp_context;
+			v = areg_find(ev.element.qp, AREG_CONN);
 			if (v)
 				atomic_fetch_or(&v->aflags, AF_QP_FATAL);
 			break;
 		case IBV_EVENT_QP_ACCESS_ERR:
-			v = ev.element.qp->qp_context;
+			v = areg_find(ev.element.qp, AREG_CONN);
 			if (v)
 				atomic_fetch_or(&v->aflags, AF_QP_ACCESS);
 			break;
 		case IBV_EVENT_QP_LAST_WQE_REACHED:
-			v = ev.element.qp->qp_context;
+			v = areg_find(ev.element.qp, AREG_CONN);
 			if (v)
 				atomic_fetch_or(&v->aflags, AF_LAST_WQE);
 			break;
-		case IBV_EVENT_SRQ_LIMIT_REACHED: {
-			struct vdev *o = ev.element.srq->srq_context;
+		case IBV_EVENT_SRQ_LIMIT_REACHED:
+			o = areg_find(ev.element.srq, AREG_DEV);
 			if (o)
 				atomic_store(&o->srq_limit_hit, 1);
 			break;
-		}
 		case IBV_EVENT_SRQ_ERR:
-		case IBV_EVENT_CQ_ERR:
-		case IBV_EVENT_DEVICE_FATAL: {
-			/* The CQ or SRQ owner, or for the device every context
-			 * on it (each finds out through its own ids too). */
-			struct vdev *o = NULL;
-			if (ev.event_type == IBV_EVENT_SRQ_ERR)
-				o = ev.element.srq->srq_context;
-			else if (ev.event_type == IBV_EVENT_CQ_ERR)
-				o = ev.element.cq->cq_context;
-			else
-				o = d;
+			o = areg_find(ev.element.srq, AREG_DEV);
 			if (o)
 				atomic_store(&o->fatal, ev.event_type);
 			break;
-		}
+		case IBV_EVENT_CQ_ERR:
+			/* The shared receive CQ, or one connection's send CQ. */
+			o = areg_find(ev.element.cq, AREG_DEV);
+			if (o)
+				atomic_store(&o->fatal, ev.event_type);
+			v = areg_find(ev.element.cq, AREG_CONN);
+			if (v)
+				atomic_fetch_or(&v->aflags, AF_QP_FATAL);
+			break;
+		case IBV_EVENT_DEVICE_FATAL:
+			/* Every context on the device finds out through its own
+			 * rdmacm ids as well; this one notes it now. */
+			atomic_store(&d->fatal, ev.event_type);
+			break;
 		case IBV_EVENT_PORT_ERR:
 			MUONI_WARN(d->vc->ctx, "%s port %d is down: its "
 				   "connections fail once their retries run out",
@@ -546,6 +645,8 @@ static void vdev_free(struct vdev *d)
 		ibv_dereg_mr(d->grave[i].mr);
 	free(d->mems);
 	free(d->grave);
+	areg_del(d->srq);
+	areg_del(d->rcq);
 	if (d->srq)
 		ibv_destroy_srq(d->srq);
 	if (d->rcq) {
@@ -559,6 +660,10 @@ static void vdev_free(struct vdev *d)
 		ibv_dereg_mr(d->rbuf_mr);
 	if (d->rbufs)
 		munmap(d->rbufs, (size_t)d->srq_depth * RBUF_LEN);
+	if (d->qpd)
+		ibv_dealloc_pd(d->qpd);
+	if (d->td)
+		ibv_dealloc_td(d->td);
 	if (d->pd)
 		ibv_dealloc_pd(d->pd);
 	free(d->refill);
@@ -617,6 +722,21 @@ static int vdev_get(struct muoni_verbs_ctx *vc, struct ibv_context *verbs,
 		rc = MUONI_ERR_ERRNO("ibv_alloc_pd %s", name);
 		goto err;
 	}
+	{
+		struct ibv_td_init_attr ta = {.comp_mask = 0};
+
+		d->td = ibv_alloc_td(verbs, &ta);
+		if (d->td) {
+			struct ibv_parent_domain_init_attr pa = {
+				.pd = d->pd, .td = d->td, .comp_mask = 0};
+
+			d->qpd = ibv_alloc_parent_domain(verbs, &pa);
+			if (!d->qpd) {
+				ibv_dealloc_td(d->td);
+				d->td = NULL;
+			}
+		}
+	}
 	d->ch = ibv_create_comp_channel(verbs);
 	if (!d->ch) {
 		rc = MUONI_ERR_ERRNO("ibv_create_comp_channel %s", name);
@@ -663,7 +783,9 @@ static int vdev_get(struct muoni_verbs_ctx *vc, struct ibv_context *verbs,
 	srq_arm_limit(d);
 	rc = set_nonblock(d->ch->fd);
 	if (!rc)
-		rc = set_nonblock(verbs->async_fd);
+		rc = areg_add(d->srq, d, AREG_DEV);
+	if (!rc)
+		rc = areg_add(d->rcq, d, AREG_DEV);
 	if (rc)
 		goto err;
 	d->ch_h.fd = d->ch->fd;
@@ -684,8 +806,10 @@ static int vdev_get(struct muoni_verbs_ctx *vc, struct ibv_context *verbs,
 		rc = MUONI_ERR_ERRNO("ibv_req_notify_cq %s", name);
 		goto err;
 	}
-	MUONI_INFO(vc->ctx, "verbs: using %s (SRQ of %u receives)", name,
-		   d->srq_depth);
+	d->armed = true;
+	MUONI_INFO(vc->ctx, "verbs: using %s (SRQ of %u receives, %s)", name,
+		   d->srq_depth, d->qpd ? "lock-free queue pairs through a "
+		   "thread domain" : "no thread domains: the provider locks");
 	*out = d;
 	return 0;
 
@@ -1114,8 +1238,10 @@ static int txq_flush(struct vconn *v)
 			break;
 		off += 4 + muoni_align8(l);
 	}
-	memmove(v->txq, v->txq + off, v->txq_len - off);
-	v->txq_len -= off;
+	if (off) {
+		memmove(v->txq, v->txq + off, v->txq_len - off);
+		v->txq_len -= off;
+	}
 	return rc == MUON_EAGAIN ? 0 : rc;
 }
 
@@ -1340,7 +1466,12 @@ static int rx_ctrl(struct vconn *v, uint32_t idx, uint32_t byte_len)
 	}
 	memcpy(&h, p, sizeof(h));
 	if (h.type == MUONI_VX_FT_RING || h.type == MUONI_VX_FT_CREDIT) {
-		rc = rx_mem(v, &h, p + MUONI_FRAME_HDR_LEN);
+		/* What arrived, not what the header claims: the rest of a
+		 * shared receive buffer is some earlier message's. */
+		rc = h.len == byte_len ? rx_mem(v, &h, p + MUONI_FRAME_HDR_LEN)
+				       : MUONI_ERR(MUON_EPROTO, "transport "
+						   "message of %u bytes says "
+						   "%u", byte_len, h.len);
 		if (rc)
 			goto proto;
 		v->base.rx_count++;
@@ -1375,11 +1506,25 @@ static int wc_handle(struct vdev *d, const struct ibv_wc *wc)
 	if (MUONI_UNLIKELY(!v || v->zombie || v->base.state == MUONI_CONN_DEAD))
 		return 0;
 	if (MUONI_UNLIKELY(wc->status != IBV_WC_SUCCESS)) {
-		if (wc->status != IBV_WC_WR_FLUSH_ERR)
+		switch (wc->status) {
+		case IBV_WC_WR_FLUSH_ERR:
+			break;
+		case IBV_WC_REM_ACCESS_ERR:
+		case IBV_WC_REM_INV_REQ_ERR:
+		case IBV_WC_LOC_LEN_ERR:
+		case IBV_WC_LOC_QP_OP_ERR:
+			/* A write outside the ring or with a wrong rkey, a SEND
+			 * bigger than a receive buffer (Soft-RoCE reports that
+			 * as a local QP operation error): the peer's doing. */
+			vconn_proto(v, MUONI_ERR(MUON_EPROTO, "receive failed: "
+						 "%s", wc_status(wc->status)));
+			break;
+		default:
 			vconn_fail(v, MUONI_ERR(MUON_EIO, "%s: receive failed: "
 						"%s", v->base.desc,
 						wc_status(wc->status)),
 				   MUON_DOWN_DISCONNECTED);
+		}
 		return 0;
 	}
 	if (MUONI_LIKELY(wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM))
@@ -1460,13 +1605,16 @@ static int verbs_arm(struct muoni_conn *c)
 
 	if (!d || d->dead || d->n_pend)
 		return d && d->n_pend ? MUON_EBUSY : 0;
-	while (!ibv_get_cq_event(d->ch, &cq, &cq_ctx))
+	while (!ibv_get_cq_event(d->ch, &cq, &cq_ctx)) {
+		d->armed = false;
 		if (++d->cq_unacked >= 64) {
 			ibv_ack_cq_events(d->rcq, d->cq_unacked);
 			d->cq_unacked = 0;
 		}
+	}
 	if (ibv_req_notify_cq(d->rcq, 0))
 		return 0;
+	d->armed = true;
 	/* Anything that arrived before the notification was armed would
 	 * never wake us: take it now, deliver it on the next poll. */
 	n = ibv_poll_cq(d->rcq, PEND_MAX, d->pend);
@@ -1557,35 +1705,64 @@ static int vconn_setup(struct vconn *v)
 {
 	struct ibv_qp_init_attr qa;
 	uint32_t inl;
-	int rc;
+	int rc, k;
 
 	rc = vdev_get(v->base.ctx->verbs, v->id->verbs, &v->dev);
 	if (rc)
 		return rc;
 	v->dev->users++;
-	v->scq = ibv_create_cq(v->id->verbs, SQ_DEPTH + 8, v, NULL, 0);
+	if (v->dev->qpd) {
+		struct ibv_cq_init_attr_ex ca = {
+			.cqe = SQ_DEPTH + 8,
+			.cq_context = NULL,
+			.wc_flags = IBV_WC_STANDARD_FLAGS,
+			.comp_mask = IBV_CQ_INIT_ATTR_MASK_FLAGS |
+				     IBV_CQ_INIT_ATTR_MASK_PD,
+			.flags = IBV_CREATE_CQ_ATTR_SINGLE_THREADED,
+			.parent_domain = v->dev->qpd,
+		};
+		struct ibv_cq_ex *cx = ibv_create_cq_ex(v->id->verbs, &ca);
+
+		if (cx)
+			v->scq = ibv_cq_ex_to_cq(cx);
+	}
+	if (!v->scq)
+		v->scq = ibv_create_cq(v->id->verbs, SQ_DEPTH + 8, NULL, NULL,
+				       0);
 	if (!v->scq)
 		return MUONI_ERR_ERRNO("%s: ibv_create_cq", v->base.desc);
-	for (inl = INLINE_WANT;; inl = inl > 64 ? 64 : 0) {
-		memset(&qa, 0, sizeof(qa));
-		qa.qp_context = v;
-		qa.send_cq = v->scq;
-		qa.recv_cq = v->dev->rcq;
-		qa.srq = v->dev->srq;
-		qa.qp_type = IBV_QPT_RC;
-		qa.cap.max_send_wr = SQ_DEPTH;
-		qa.cap.max_send_sge = 2;
-		qa.cap.max_inline_data = inl;
-		if (!rdma_create_qp(v->id, v->dev->pd, &qa))
-			break;
-		if (!inl)
-			return MUONI_ERR_ERRNO("%s: rdma_create_qp",
-					       v->base.desc);
+	/* The parent domain if there is one, else (or if the provider will
+	 * not take it for a QP) the plain PD; the largest inline size the
+	 * device grants out of 256, 64, 0. */
+	for (k = v->dev->qpd ? 0 : 1; k < 2; k++) {
+		struct ibv_pd *pd = k ? v->dev->pd : v->dev->qpd;
+
+		for (inl = INLINE_WANT;; inl = inl > 64 ? 64 : 0) {
+			memset(&qa, 0, sizeof(qa));
+			qa.qp_context = v;
+			qa.send_cq = v->scq;
+			qa.recv_cq = v->dev->rcq;
+			qa.srq = v->dev->srq;
+			qa.qp_type = IBV_QPT_RC;
+			qa.cap.max_send_wr = SQ_DEPTH;
+			qa.cap.max_send_sge = 2;
+			qa.cap.max_inline_data = inl;
+			if (!rdma_create_qp(v->id, pd, &qa))
+				goto created;
+			if (!inl)
+				break;
+		}
 	}
+	return MUONI_ERR_ERRNO("%s: rdma_create_qp", v->base.desc);
+created:
 	v->qp = v->id->qp;
 	v->qp_num = v->qp->qp_num;
 	v->max_inline = qa.cap.max_inline_data;
-	rc = qpt_insert(v->dev, v);
+	rc = areg_add(v->qp, v, AREG_CONN);
+	if (!rc)
+		rc = areg_add(v->scq, v, AREG_CONN);
+	if (!rc)
+		rc = qpt_insert(v->dev, v);
 	if (rc)
 		return rc;
 	v->credit_page = map_region(4096);
@@ -2098,6 +2275,8 @@ static void vconn_release(struct vconn *v)
 		qpt_remove(v->dev, v);
 		v->dev->users--;
 	}
+	areg_del(v->qp);
+	areg_del(v->scq);
 	if (v->qp)
 		rdma_destroy_qp(v->id);
 	if (v->id)
@@ -2417,6 +2596,12 @@ static void verbs_ctx_tick(struct muon_ctx *ctx)
 		}
 		if (!d->dead && d->n_refill)
 			srq_refill(d);
+		/* The last receiving connection may have gone since the last
+		 * notification: poll and re-arm what the data path does not. */
+		if (!d->dead && !vdev_has_rx(d)) {
+			vdev_poll(d, 4096);
+			vdev_arm_idle(d);
+		}
 		while (d->n_grave &&
 		       muoni_elapsed(now, d->grave[0].dead_at) > MEM_GRAVE_NS) {
 			ibv_dereg_mr(d->grave[0].mr);
