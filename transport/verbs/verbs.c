@@ -149,6 +149,10 @@ struct vdev {
 	unsigned n_grave;
 	uint32_t mem_gen;
 	unsigned users;
+	/* rdmacm ids on a removed device, destroyed after its objects:
+	 * librdmacm may close the device context with the last id. */
+	struct rdma_cm_id **dead_ids;
+	unsigned n_dead_ids;
 	struct vdev *next;
 };
 
@@ -624,6 +628,27 @@ static void async_cb(struct muoni_fdh *h, uint32_t events)
 	pthread_mutex_unlock(&async_lock);
 }
 
+static void id_release(struct muoni_verbs_ctx *vc, struct rdma_cm_id *id)
+{
+	struct vdev *d;
+
+	if (!id)
+		return;
+	for (d = vc ? vc->devs : NULL; d; d = d->next) {
+		struct rdma_cm_id **n;
+
+		if (!d->dead || d->verbs != id->verbs)
+			continue;
+		n = realloc(d->dead_ids, (d->n_dead_ids + 1) * sizeof(*n));
+		if (!n)
+			break;
+		d->dead_ids = n;
+		d->dead_ids[d->n_dead_ids++] = id;
+		return;
+	}
+	rdma_destroy_id(id);
+}
+
 static void vdev_free(struct vdev *d)
 {
 	struct muon_ctx *ctx = d->vc->ctx;
@@ -668,6 +693,18 @@ static void vdev_free(struct vdev *d)
 		ibv_dealloc_pd(d->pd);
 	free(d->refill);
 	free(d->qpt);
+	if (d->n_dead_ids) {
+		unsigned k;
+
+		for (k = 0; k < d->n_dead_ids; k++)
+			rdma_destroy_id(d->dead_ids[k]);
+		/* Let librdmacm notice the removal and close its context of
+		 * the dead device, so the kernel can finish removing it (it
+		 * waits for every user context; librdmacm 44 only re-syncs
+		 * while another device exists). */
+		rdma_free_devices(rdma_get_devices(NULL));
+	}
+	free(d->dead_ids);
 	free(d);
 }
 
@@ -691,11 +728,15 @@ static int vdev_get(struct muoni_verbs_ctx *vc, struct ibv_context *verbs,
 	uint32_t k;
 	int rc;
 
-	for (d = vc->devs; d; d = d->next)
-		if (d->verbs == verbs && !d->dead) {
-			*out = d;
-			return 0;
-		}
+	for (d = vc->devs; d; d = d->next) {
+		if (d->verbs != verbs)
+			continue;
+		if (d->dead)
+			return MUONI_ERR(MUON_EIO, "%s was removed",
+					 ibv_get_device_name(verbs->device));
+		*out = d;
+		return 0;
+	}
 	name = ibv_get_device_name(verbs->device);
 	if (ibv_query_device(verbs, &attr))
 		return MUONI_ERR_ERRNO("ibv_query_device %s", name);
@@ -2279,8 +2320,6 @@ static void vconn_release(struct vconn *v)
 	areg_del(v->scq);
 	if (v->qp)
 		rdma_destroy_qp(v->id);
-	if (v->id)
-		rdma_destroy_id(v->id);
 	if (v->scq)
 		ibv_destroy_cq(v->scq);
 	if (v->ring_mr)
@@ -2289,6 +2328,8 @@ static void vconn_release(struct vconn *v)
 		ibv_dereg_mr(v->credit_mr);
 	if (v->stage_mr)
 		ibv_dereg_mr(v->stage_mr);
+	/* Last: with it librdmacm may let go of the device. */
+	id_release(v->base.ctx->verbs, v->id);
 	if (v->ring)
 		munmap(v->ring, v->rcap);
 	if (v->credit_page)
@@ -2369,7 +2410,7 @@ static void device_lost(struct muoni_verbs_ctx *vc, struct ibv_context *verbs,
 	/* Listeners bound to it must let go of the device too. */
 	for (l = vc->listeners; l; l = l->next)
 		if (l->id && l->id->verbs == verbs) {
-			rdma_destroy_id(l->id);
+			id_release(vc, l->id);
 			l->id = NULL;
 			l->lost = true;
 			l->next_try = muoni_now_ns() + 1000000000ull;
@@ -2432,7 +2473,11 @@ static int listen_id(struct muoni_verbs_ctx *vc, struct vlistener *l)
 		goto err;
 	}
 	addr_text(rdma_get_local_addr(l->id), txt, sizeof(txt));
-	if (l->base.ep.port == 0 || !l->base.bound[0])
+	/* A listener that re-listens after its device came back keeps the
+	 * port its peers know. */
+	if (l->base.ep.port == 0)
+		l->base.ep.port = ntohs(rdma_get_src_port(l->id));
+	if (!l->base.bound[0])
 		snprintf(l->base.bound, sizeof(l->base.bound), "verbs://%s",
 			 txt);
 	return 0;
