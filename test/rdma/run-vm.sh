@@ -1,6 +1,7 @@
 #!/bin/sh
 # run-vm.sh: run one command inside a disposable QEMU guest that has a
-# Soft-RoCE device (rdma_rxe "rxe0" on a dummy netdev, 192.0.2.1/24).
+# Soft-RoCE device (rdma_rxe "rxe0" on a dummy netdev, 192.0.2.1/24 and
+# 2001:db8::1/64).
 #
 #   test/rdma/run-vm.sh [-d RW_DIR] [-m MEM_MB] [-t TIMEOUT_S] [-e NAME=VALUE]... -- COMMAND...
 #
@@ -276,6 +277,9 @@ printf '%s\n' "$rw" > "$ctl/rw-dir"
 		fail "cannot create the dummy netdev (dummy.ko missing from the initramfs?)"
 	ip addr add 192.0.2.1/24 dev muonrxe0 && ip link set muonrxe0 up ||
 		fail "cannot configure 192.0.2.1/24 on muonrxe0"
+	# IPv6 too (documentation prefix), for rdmacm over IPv6; no DAD wait.
+	ip -6 addr add 2001:db8::1/64 dev muonrxe0 nodad ||
+		fail "cannot configure 2001:db8::1/64 on muonrxe0"
 	if ! rdma link add rxe0 type rxe netdev muonrxe0; then
 		fail "'rdma link add rxe0 type rxe netdev muonrxe0' failed (ENOENT means the crc32 crypto module, crc32_generic, was not loaded; see docs/rdma-vm.md)"
 	fi

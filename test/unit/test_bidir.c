@@ -120,11 +120,13 @@ static void mutual_peers(const char *transport)
 	} else {
 		/* Ports are known only after listening: b learns a's, then
 		 * a is re-created knowing b's. */
-		ca.listen = "tcp://127.0.0.1:0";
+		ut_listen_uri(la, sizeof(la), transport, "mutual-a");
+		ut_listen_uri(lb, sizeof(lb), transport, "mutual-b");
+		ca.listen = la;
 		assert_int_equal(muon_ctx_create(&ca, &a), 0);
 		assert_int_equal(muon_ctx_listen_endpoint(a, 0, ea, sizeof(ea)),
 				 0);
-		cb.listen = "tcp://127.0.0.1:0";
+		cb.listen = lb;
 		cb.peers = ea;
 		assert_int_equal(muon_ctx_create(&cb, &b), 0);
 		assert_int_equal(muon_ctx_listen_endpoint(b, 0, eb, sizeof(eb)),
@@ -219,6 +221,9 @@ static void test_mutual_shm(void **s) { (void)s; mutual_peers("shm"); }
 static void test_mutual_tcp(void **s) { (void)s; mutual_peers("tcp"); }
 static void test_reverse_verbs(void **s) { (void)s; reverse_subscription("verbs"); }
 static void test_mutual_verbs(void **s) { (void)s; mutual_peers("verbs"); }
+/* rdmacm over IPv6: the connect private data and everything after it are
+ * the same; only addressing differs. */
+static void test_reverse_verbs6(void **s) { (void)s; reverse_subscription("verbs6"); }
 
 int main(int argc, char **argv)
 {
@@ -231,6 +236,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_alt_fallback_tcp),
 		cmocka_unit_test(test_reverse_verbs),
 		cmocka_unit_test(test_mutual_verbs),
+		cmocka_unit_test(test_reverse_verbs6),
 	};
 
 	if (argc > 1)

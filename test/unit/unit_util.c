@@ -73,6 +73,13 @@ const char *ut_rdma_addr(void)
 	return a && *a ? a : "192.0.2.1";
 }
 
+const char *ut_rdma_addr6(void)
+{
+	const char *a = getenv("MUON_RDMA_ADDR6");
+
+	return a && *a ? a : "2001:db8::1";
+}
+
 void ut_listen_uri(char *buf, size_t len, const char *transport,
 		   const char *tag)
 {
@@ -82,6 +89,8 @@ void ut_listen_uri(char *buf, size_t len, const char *transport,
 		snprintf(buf, len, "tcp://127.0.0.1:0");
 	else if (!strcmp(transport, "verbs"))
 		snprintf(buf, len, "verbs://%s:0", ut_rdma_addr());
+	else if (!strcmp(transport, "verbs6"))
+		snprintf(buf, len, "verbs://[%s]:0", ut_rdma_addr6());
 	else
 		snprintf(buf, len, "shm://unit-%d-%s-%u", (int)getpid(), tag,
 			 ++counter);

@@ -58,6 +58,8 @@ void ut_ctx_config(muon_ctx_config_t *cfg, const char *name);
 /* The RDMA device's address for verbs tests: $MUON_RDMA_ADDR, default the
  * Soft-RoCE guest's 192.0.2.1. */
 const char *ut_rdma_addr(void);
+/* The same device's IPv6 address: $MUON_RDMA_ADDR6, default 2001:db8::1. */
+const char *ut_rdma_addr6(void);
 void ut_listen_uri(char *buf, size_t len, const char *transport,
 		   const char *tag);
 
