@@ -278,6 +278,9 @@ printf '%s\n' "$rw" > "$ctl/rw-dir"
 	ip addr add 192.0.2.1/24 dev muonrxe0 && ip link set muonrxe0 up ||
 		fail "cannot configure 192.0.2.1/24 on muonrxe0"
 	# IPv6 too (documentation prefix), for rdmacm over IPv6; no DAD wait.
+	# Kept when a test takes the link down (rdma.linkdown), as IPv4 is.
+	echo 1 > /proc/sys/net/ipv6/conf/all/keep_addr_on_down
+	echo 1 > /proc/sys/net/ipv6/conf/muonrxe0/keep_addr_on_down
 	ip -6 addr add 2001:db8::1/64 dev muonrxe0 nodad ||
 		fail "cannot configure 2001:db8::1/64 on muonrxe0"
 	if ! rdma link add rxe0 type rxe netdev muonrxe0; then
