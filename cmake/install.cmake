@@ -75,3 +75,19 @@ configure_file("${CMAKE_CURRENT_LIST_DIR}/muon.pc.in"
   "${CMAKE_CURRENT_BINARY_DIR}/muon.pc" @ONLY)
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/muon.pc"
   DESTINATION "${MUON_PKGCONFIG_INSTALL_DIR}")
+
+# ---------------------------------------------------------------- muonctl
+install(TARGETS muonctl RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
+install(FILES "${PROJECT_SOURCE_DIR}/docs/man/muonctl.1"
+  DESTINATION "${CMAKE_INSTALL_MANDIR}/man1")
+
+# ---------------------------------------------------------------- muond
+# The discovery daemon, its systemd unit and a sample configuration. The
+# unit runs /usr/bin/muond: package with a /usr prefix.
+install(TARGETS muond RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
+install(FILES "${PROJECT_SOURCE_DIR}/etc/muond.service"
+  DESTINATION "lib/systemd/system")
+install(FILES "${PROJECT_SOURCE_DIR}/etc/muond.conf"
+  DESTINATION "${CMAKE_INSTALL_DOCDIR}/examples")
+install(FILES "${PROJECT_SOURCE_DIR}/docs/man/muond.8"
+  DESTINATION "${CMAKE_INSTALL_MANDIR}/man8")

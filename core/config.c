@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/muoni.h"
+#include "proto/disc.h"
 
 #define MIB (1024u * 1024u)
 
@@ -282,6 +283,7 @@ struct env_num {
 /* Which fields the environment set, so errors can name the variable. */
 struct env_src {
 	bool listen, peers, transport, shm_dir, ring, log, max, hb, pt, secret;
+	bool discovery, advertise;
 };
 
 static int apply_env(muon_ctx_config_t *c, const char **ctx_id_s,
@@ -311,6 +313,10 @@ static int apply_env(muon_ctx_config_t *c, const char **ctx_id_s,
 		c->shm_dir = v, src->shm_dir = true;
 	if ((v = getenv("MUON_SECRET_FILE")))
 		c->secret_file = v, src->secret = true;
+	if ((v = getenv("MUON_DISCOVERY")))
+		c->discovery = v, src->discovery = true;
+	if ((v = getenv("MUON_ADVERTISE")))
+		c->advertise = v, src->advertise = true;
 	src->ring = getenv("MUON_RING_SIZE") != NULL;
 	src->log = getenv("MUON_SEND_LOG_SIZE") != NULL;
 	src->max = getenv("MUON_MAX_MSG_SIZE") != NULL;
@@ -493,6 +499,23 @@ int muoni_config_resolve(const muon_ctx_config_t *in, struct muoni_config *out)
 		return muoni_err_push(rc, src.peers ? "environment MUON_PEERS"
 						    : "peers");
 	}
+	rc = muoni_disc_daemons_parse(c.discovery, &out->daemons,
+				      &out->n_daemons);
+	if (rc) {
+		muoni_config_fini(out);
+		return muoni_err_push(rc, src.discovery ? "environment "
+				      "MUON_DISCOVERY" : "discovery");
+	}
+	rc = muoni_endpoints_parse(c.advertise, false, &out->advertise,
+				   &out->n_advertise);
+	if (!rc && out->n_advertise > MUONI_DISC_MAX_ENDPOINTS)
+		rc = MUONI_ERR(MUON_ECONFIG, "%u endpoints, at most %u",
+			       out->n_advertise, MUONI_DISC_MAX_ENDPOINTS);
+	if (rc) {
+		muoni_config_fini(out);
+		return muoni_err_push(rc, src.advertise ? "environment "
+				      "MUON_ADVERTISE" : "advertise");
+	}
 	return 0;
 }
 
@@ -502,6 +525,10 @@ void muoni_config_fini(struct muoni_config *c)
 	c->has_secret = false;
 	free(c->listen);
 	free(c->peers);
+	free(c->daemons);
+	free(c->advertise);
 	c->listen = NULL;
 	c->peers = NULL;
+	c->daemons = NULL;
+	c->advertise = NULL;
 }

@@ -4,6 +4,7 @@
  * peers) and deferred freeing of what died during a poll.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/muoni.h"
+#include "proto/disc.h"
 #include "transport/shm/shm.h"
 
 const struct muoni_transport_ops *const muoni_transports[] = {
@@ -200,6 +202,13 @@ static bool peer_covered(struct muon_ctx *ctx, struct muoni_peer *pr)
 {
 	const struct muoni_conn *c;
 
+	if (pr->dynamic) {
+		for (c = ctx->conns; c; c = c->next)
+			if (c->state == MUONI_CONN_UP &&
+			    c->peer_ctx_id == pr->ctx_id)
+				return true;
+		return false;
+	}
 	if (!pr->covered_by)
 		return false;
 	for (c = ctx->conns; c; c = c->next)
@@ -216,11 +225,22 @@ static void ctx_timers(struct muon_ctx *ctx)
 	struct muon_pub *p, *pnext;
 	unsigned i;
 
-	for (i = 0; i < ctx->n_peers; i++) {
-		struct muoni_peer *pr = &ctx->peers[i];
+	muoni_disc_tick(ctx);
+	for (i = 0; i < ctx->n_peers;) {
+		struct muoni_peer *pr = ctx->peers[i];
+
+		/* No daemon lists it any more and nothing is connected. */
+		if (pr->dynamic && !pr->wanted && !pr->conn) {
+			MUONI_INFO(ctx, "peer %016llx: no longer listed by "
+				   "discovery", (unsigned long long)pr->ctx_id);
+			ctx->peers[i] = ctx->peers[--ctx->n_peers];
+			free(pr);
+			continue;
+		}
 		if (!pr->conn && now >= pr->next_attempt_ns &&
 		    !ctx->destroying && !peer_covered(ctx, pr))
 			peer_connect(ctx, pr);
+		i++;
 	}
 	for (c = ctx->conns; c; c = c->next)
 		muoni_conn_timers(c, now);
@@ -346,14 +366,125 @@ static bool transport_allowed(const struct muon_ctx *ctx,
 	return !ctx->cfg.transport || ctx->cfg.transport == ep->kind;
 }
 
+struct muoni_peer *muoni_ctx_peer_find(struct muon_ctx *ctx, uint64_t ctx_id)
+{
+	unsigned i;
+
+	for (i = 0; i < ctx->n_peers; i++)
+		if (ctx->peers[i]->dynamic && ctx->peers[i]->ctx_id == ctx_id)
+			return ctx->peers[i];
+	return NULL;
+}
+
+void muoni_ctx_peer_set_alts(struct muon_ctx *ctx, struct muoni_peer *pr,
+			     const struct muoni_endpoint *eps, unsigned n)
+{
+	/* auto: shm reaches only this host and is fastest there; verbs
+	 * needs an RDMA device that reaches the peer; tcp always. One
+	 * endpoint per transport: the first one given. */
+	static const int rank[] = {MUONI_EP_SHM, MUONI_EP_VERBS, MUONI_EP_TCP};
+	unsigned r, j;
+
+	pr->n_alt = 0;
+	for (r = 0; r < 3; r++)
+		for (j = 0; j < n; j++)
+			if (eps[j].kind == rank[r] &&
+			    transport_allowed(ctx, &eps[j])) {
+				pr->alt[pr->n_alt++] = eps[j];
+				break;
+			}
+	if (pr->n_alt)
+		peer_use(pr, 0);
+}
+
+static int peer_append(struct muon_ctx *ctx, struct muoni_peer *pr)
+{
+	if (ctx->n_peers == ctx->cap_peers) {
+		unsigned nc = ctx->cap_peers ? ctx->cap_peers * 2 : 8;
+		void *np = realloc(ctx->peers, nc * sizeof(*ctx->peers));
+
+		if (!np)
+			return MUONI_ERR(MUON_ENOMEM, "peer list");
+		ctx->peers = np;
+		ctx->cap_peers = nc;
+	}
+	ctx->peers[ctx->n_peers++] = pr;
+	return 0;
+}
+
+int muoni_ctx_peer_add(struct muon_ctx *ctx, uint64_t ctx_id,
+		       const struct muoni_endpoint *eps, unsigned n,
+		       struct muoni_peer **out)
+{
+	struct muoni_peer *pr;
+	int rc;
+
+	if (ctx->n_peers >= MUONI_MAX_CONNS)
+		return MUONI_ERR(MUON_ELIMIT, "more than %u peers",
+				 MUONI_MAX_CONNS);
+	pr = calloc(1, sizeof(*pr));
+	if (!pr)
+		return MUONI_ERR(MUON_ENOMEM, "peer");
+	muoni_ctx_peer_set_alts(ctx, pr, eps, n);
+	if (!pr->n_alt) {
+		free(pr);
+		return MUONI_ERR(MUON_ENOTFOUND, "context %016llx: no "
+				 "endpoint on transport %s",
+				 (unsigned long long)ctx_id,
+				 kind_names[ctx->cfg.transport]);
+	}
+	pr->dynamic = true;
+	pr->wanted = true;
+	pr->ctx_id = ctx_id;
+	pr->backoff_ms = ctx->cfg.reconnect_ms;
+	pr->next_attempt_ns = ctx->now_ns;
+	rc = peer_append(ctx, pr);
+	if (rc) {
+		free(pr);
+		return rc;
+	}
+	MUONI_INFO(ctx, "peer %016llx from discovery: %s%s", (unsigned long
+		   long)ctx_id, pr->ep.text, pr->n_alt > 1 ? " first" : "");
+	*out = pr;
+	return 0;
+}
+
+/* With discovery and no listen endpoints, a context still has to be
+ * reachable by its subscribers: shared memory under a name made from its
+ * id, RDMA on every address when the host has a device, and TCP on every
+ * address, ports chosen by the kernel. A transport setting keeps only its
+ * own. */
+static int ctx_default_listen(struct muon_ctx *ctx)
+{
+	int t = ctx->cfg.transport;
+	char list[160];
+	int rc;
+
+	if (ctx->cfg.n_listen || !ctx->cfg.n_daemons)
+		return 0;
+	snprintf(list, sizeof(list), "%s%016llx,%s%s",
+		 "shm://muon-", (unsigned long long)ctx->id,
+		 (!t || t == MUONI_EP_VERBS) && muoni_verbs_device_count() > 0
+			 ? "verbs://0.0.0.0:0,"
+			 : "",
+		 "tcp://0.0.0.0:0");
+	rc = muoni_endpoints_parse(list, false, &ctx->cfg.listen,
+				   &ctx->cfg.n_listen);
+	if (rc)
+		return muoni_err_push(rc, "default listen endpoints");
+	return 0;
+}
+
 static int ctx_open_endpoints(struct muon_ctx *ctx)
 {
 	unsigned i;
 	int rc;
 
+	rc = ctx_default_listen(ctx);
+	if (rc)
+		return rc;
 	ctx->listeners = calloc(ctx->cfg.n_listen + 1, sizeof(*ctx->listeners));
-	ctx->peers = calloc(ctx->cfg.n_peers + 1, sizeof(*ctx->peers));
-	if (!ctx->listeners || !ctx->peers)
+	if (!ctx->listeners)
 		return MUONI_ERR(MUON_ENOMEM, "endpoints");
 	for (i = 0; i < ctx->cfg.n_listen; i++) {
 		const struct muoni_endpoint *ep = &ctx->cfg.listen[i];
@@ -374,32 +505,29 @@ static int ctx_open_endpoints(struct muon_ctx *ctx)
 	}
 	for (i = 0; i < ctx->cfg.n_peers;) {
 		const struct muoni_endpoint *ep = &ctx->cfg.peers[i];
-		static const int rank[] = {MUONI_EP_SHM, MUONI_EP_VERBS,
-					   MUONI_EP_TCP};
-		struct muoni_peer *pr = &ctx->peers[ctx->n_peers];
-		unsigned j, end = i, r;
+		struct muoni_peer *pr;
+		unsigned end = i;
 
 		while (end < ctx->cfg.n_peers &&
 		       ctx->cfg.peers[end].group == ep->group)
 			end++;
-		/* auto: shm reaches only this host and is fastest there; verbs
-		 * needs an RDMA device that reaches the peer; tcp always. */
-		pr->n_alt = 0;
-		for (r = 0; r < 3; r++)
-			for (j = i; j < end; j++)
-				if (ctx->cfg.peers[j].kind == rank[r] &&
-				    transport_allowed(ctx, &ctx->cfg.peers[j]) &&
-				    pr->n_alt < 3)
-					pr->alt[pr->n_alt++] = ctx->cfg.peers[j];
+		pr = calloc(1, sizeof(*pr));
+		if (!pr)
+			return MUONI_ERR(MUON_ENOMEM, "peer");
+		muoni_ctx_peer_set_alts(ctx, pr, ep, end - i);
 		i = end;
 		if (!pr->n_alt) {
 			MUONI_INFO(ctx, "ignoring peer %s: no endpoint on "
 				   "transport %s", ep->text,
 				   kind_names[ctx->cfg.transport]);
+			free(pr);
 			continue;
 		}
-		ctx->n_peers++;
-		peer_use(pr, 0);
+		rc = peer_append(ctx, pr);
+		if (rc) {
+			free(pr);
+			return rc;
+		}
 		if (pr->n_alt > 1)
 			MUONI_INFO(ctx, "peer %s: %u transports offered, "
 				   "trying %s first", ep->text, pr->n_alt,
@@ -418,6 +546,7 @@ static void ctx_free(struct muon_ctx *ctx)
 
 	while (ctx->pubs)
 		muoni_pub_free(ctx->pubs);
+	muoni_disc_destroy(ctx);
 	for (c = ctx->conns; c; c = c->next)
 		muoni_conn_close(c, MUON_DOWN_CLOSED);
 	ctx_reap(ctx);
@@ -431,6 +560,8 @@ static void ctx_free(struct muon_ctx *ctx)
 		if (muoni_transports[i]->ctx_fini)
 			muoni_transports[i]->ctx_fini(ctx);
 	free(ctx->listeners);
+	for (i = 0; i < ctx->n_peers; i++)
+		free(ctx->peers[i]);
 	free(ctx->peers);
 	free(ctx->rx);
 	if (ctx->timerfd >= 0)
@@ -472,6 +603,9 @@ int muoni_ctx_create(const muon_ctx_config_t *cfg, struct muon_ctx **out)
 		goto err_free;
 	muoni_shm_cleanup_stale(ctx);
 	rc = ctx_open_endpoints(ctx);
+	if (rc)
+		goto err_free;
+	rc = muoni_disc_create(ctx);
 	if (rc)
 		goto err_free;
 	*out = ctx;

@@ -11,13 +11,21 @@ static _Thread_local char err_buf[MUONI_ERRMSG_LEN];
 
 static const char *err_basename(const char *file)
 {
-	/* Keep "core/x.c" rather than the absolute build path. */
-	const char *p = strstr(file, "core/");
-	if (!p)
-		p = strstr(file, "transport/");
-	if (!p)
-		p = strstr(file, "api/");
-	return p ? p : file;
+	/* Keep "core/x.c" rather than the absolute build path: from the
+	 * source tree's top directory, else the last directory and file. */
+	static const char *const tops[] = {"/core/", "/transport/", "/api/",
+					   "/proto/", "/daemon/", "/tools/"};
+	const char *p, *last = strrchr(file, '/');
+	size_t i;
+
+	for (i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
+		if ((p = strstr(file, tops[i])))
+			return p + 1;
+	if (!last)
+		return file;
+	for (p = last; p > file && p[-1] != '/'; p--)
+		;
+	return p;
 }
 
 int muoni_err_set(int status, const char *file, int line, const char *fmt, ...)

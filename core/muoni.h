@@ -51,6 +51,10 @@ struct muoni_config {
 	unsigned n_listen;
 	struct muoni_endpoint *peers;
 	unsigned n_peers;
+	struct muoni_endpoint *daemons;   /* discovery */
+	unsigned n_daemons;
+	struct muoni_endpoint *advertise; /* registered instead of listeners */
+	unsigned n_advertise;
 	int transport; /* 0 = auto, else MUONI_EP_* */
 	uint32_t ring_size;
 	uint32_t send_log_size;
@@ -150,7 +154,9 @@ struct muoni_listener {
 	char bound[MUONI_EP_TEXT]; /* with the real port */
 };
 
-/* A static peer: a publisher endpoint this context keeps connected to. */
+/* A peer: a context whose publications this one wants, kept connected.
+ * Static peers come from the configuration; dynamic ones from discovery,
+ * for as long as a daemon lists a publication of theirs that we watch. */
 struct muoni_peer {
 	struct muoni_endpoint ep; /* the alternative in use: alt[cur] */
 	struct muoni_endpoint alt[3]; /* by preference: shm, verbs, tcp */
@@ -164,6 +170,9 @@ struct muoni_peer {
 	/* The peer context turned out to be reachable over a connection it
 	 * made to us; no need to connect while that one is up. */
 	uint64_t covered_by;
+	bool dynamic;    /* from discovery */
+	bool wanted;     /* dynamic: a daemon still lists it */
+	uint64_t ctx_id; /* dynamic: the context discovery named */
 };
 
 enum muoni_conn_state {
@@ -245,6 +254,7 @@ struct muon_sub {
 	void *event_arg;
 	uint8_t start;
 	uint64_t start_seq;
+	uint64_t disc_watch; /* discovery watch id */
 	int n_images;
 	bool closed;
 	/* where each stream we have seen stopped, for resume on reconnect */
@@ -291,10 +301,12 @@ struct muon_pub {
 };
 
 struct muoni_verbs_ctx;
+struct muoni_disc;
 
 struct muon_ctx {
 	struct muoni_config cfg;
 	struct muoni_verbs_ctx *verbs; /* verbs transport state, lazily */
+	struct muoni_disc *disc;       /* discovery client, if configured */
 	uint64_t id;
 	muon_counters_t ctr;
 	int epfd;
@@ -303,8 +315,9 @@ struct muon_ctx {
 
 	struct muoni_listener **listeners;
 	unsigned n_listeners;
-	struct muoni_peer *peers;
+	struct muoni_peer **peers;
 	unsigned n_peers;
+	unsigned cap_peers;
 
 	struct muoni_conn *conns;
 	unsigned n_conns;
@@ -350,6 +363,26 @@ void muoni_ctx_control(struct muon_ctx *ctx);
 /* A static peer's connection failed before it came up: move on to its
  * next alternative endpoint. Returns true if there was another one. */
 bool muoni_peer_next_alt(struct muon_ctx *ctx, struct muoni_peer *pr);
+
+/* Peers by context id (dynamic ones), adding one, and setting the
+ * endpoints one may be reached at (ordered by cost, filtered by the
+ * transport setting). */
+struct muoni_peer *muoni_ctx_peer_find(struct muon_ctx *ctx, uint64_t ctx_id);
+int muoni_ctx_peer_add(struct muon_ctx *ctx, uint64_t ctx_id,
+		       const struct muoni_endpoint *eps, unsigned n,
+		       struct muoni_peer **out);
+void muoni_ctx_peer_set_alts(struct muon_ctx *ctx, struct muoni_peer *pr,
+			     const struct muoni_endpoint *eps, unsigned n);
+
+/* disc.c: the discovery client (no-ops without configured daemons) */
+int muoni_disc_create(struct muon_ctx *ctx);
+void muoni_disc_destroy(struct muon_ctx *ctx);
+void muoni_disc_tick(struct muon_ctx *ctx);
+void muoni_disc_pub_added(struct muon_pub *p);
+void muoni_disc_pub_removed(struct muon_pub *p);
+void muoni_disc_sub_added(struct muon_sub *s);
+void muoni_disc_sub_removed(struct muon_sub *s);
+int muoni_disc_daemons_up(const struct muon_ctx *ctx);
 
 /* conn.c: called by transports */
 void muoni_conn_init(struct muoni_conn *c, struct muon_ctx *ctx,

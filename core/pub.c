@@ -482,6 +482,7 @@ int muoni_pub_create(struct muon_ctx *ctx, const char *topic,
 		if (rc < 0)
 			muoni_conn_fail(c, rc, MUON_DOWN_DISCONNECTED);
 	}
+	muoni_disc_pub_added(p);
 	*out = p;
 	return 0;
 }
@@ -534,6 +535,7 @@ static bool pub_drain(struct muon_pub *p)
 
 void muoni_pub_destroy(struct muon_pub *p)
 {
+	muoni_disc_pub_removed(p);
 	p->claim_open = false;
 	p->closing = true;
 	p->close_deadline_ns = muoni_now_ns() +

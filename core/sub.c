@@ -163,6 +163,7 @@ int muoni_sub_create(struct muon_ctx *ctx, const char *topic,
 	ctx->subs = s;
 	for (c = ctx->conns; c; c = c->next)
 		muoni_conn_send_subscribe(c, s);
+	muoni_disc_sub_added(s);
 	*out = s;
 	return 0;
 }
@@ -182,6 +183,7 @@ void muoni_sub_destroy(struct muon_sub *s)
 					 s->topic_len);
 
 	s->closed = true;
+	muoni_disc_sub_removed(s);
 	for (c = ctx->conns; c; c = c->next) {
 		uint32_t i;
 

@@ -1,8 +1,11 @@
 /* Publish N timestamped messages on "example.ticks", one every 10 us.
- * usage: muon-example-pub [ENDPOINT [N]]    (default: shm://example 100000) */
+ * usage: muon-example-pub [ENDPOINT|- [N]]        (default: - 100000)
+ * "-": register with the discovery daemon (MUON_DISCOVERY, else muond on
+ * this host); ENDPOINT: listen there, for subscribers that name it. */
 #include <muon/muon.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static uint64_t now_ns(void)
@@ -20,7 +23,10 @@ int main(int argc, char **argv)
 	muon_pub_t *pub = NULL;
 
 	muon_ctx_config_init(&cfg);
-	cfg.listen = argc > 1 ? argv[1] : "shm://example";
+	if (argc > 1 && strcmp(argv[1], "-"))
+		cfg.listen = argv[1];
+	else
+		cfg.discovery = "127.0.0.1"; /* MUON_DISCOVERY overrides */
 	int64_t rc = muon_ctx_create(&cfg, &ctx);
 	if (rc == MUON_OK)
 		rc = muon_pub_create(ctx, "example.ticks", NULL, &pub);

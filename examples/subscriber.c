@@ -1,6 +1,8 @@
 /* Receive N messages on "example.ticks"; print one-way latency percentiles
  * (publisher and subscriber share the host, so they share CLOCK_MONOTONIC).
- * usage: muon-example-sub [PEERS [N]]       (default: shm://example 100000) */
+ * usage: muon-example-sub [PEERS|- [N]]           (default: - 100000)
+ * "-": find the publisher through discovery (MUON_DISCOVERY, else muond on
+ * this host); PEERS: connect to these endpoints. */
 #include <muon/muon.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +49,10 @@ int main(int argc, char **argv)
 
 	n = argc > 2 ? atol(argv[2]) : n;
 	muon_ctx_config_init(&cfg);
-	cfg.peers = argc > 1 ? argv[1] : "shm://example";
+	if (argc > 1 && strcmp(argv[1], "-"))
+		cfg.peers = argv[1];
+	else
+		cfg.discovery = "127.0.0.1"; /* MUON_DISCOVERY overrides */
 	muon_sub_config_init(&sc);
 	sc.msg_fn = on_msg;
 	int rc = (lat = calloc(n, sizeof *lat)) ? MUON_OK : MUON_ENOMEM;

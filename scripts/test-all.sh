@@ -13,8 +13,9 @@
 #   asan-ctest          the same tests under the sanitizers, with
 #                       MUON_ITEST_SCALE=50 (integration tests divide their
 #                       message counts by it)
-#   fuzz                the libFuzzer target of test/fuzz (clang, ASan,
-#                       UBSan) for 60 s from the seed corpus
+#   fuzz                the libFuzzer targets of test/fuzz (clang, ASan,
+#                       UBSan): muon-fuzz-conn and muon-fuzz-disc, 60 s
+#                       each from their seed corpora
 #   rdma                `ctest -L rdma` inside the Soft-RoCE VM of
 #                       test/rdma/run-vm.sh, when that script exists; its
 #                       failure fails the run only when CI is set
@@ -127,25 +128,33 @@ else
 	skip asan-ctest "asan-build failed"
 fi
 
-# Fuzz the whole receive path for a bounded time; the corpus grows in a
-# scratch copy so the tree stays clean. A crash leaves its input in
-# build-fuzz/ (libFuzzer prints the file name).
-fuzz() {
-	local dir=$root/build-fuzz corpus
-	CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Debug \
-		-DMUON_FUZZ=ON -DMUON_BUILD_TESTS=OFF &&
-		cmake --build "$dir" -j"$jobs" --target muon-fuzz-conn || return
+# Fuzz the whole receive path and the discovery codec for a bounded time
+# each; the corpus grows in a scratch copy so the tree stays clean. A crash
+# leaves its input in build-fuzz/ (libFuzzer prints the file name).
+fuzz_one() { # fuzz_one DIR TARGET CORPUS_DIR
+	local dir=$1 target=$2 corpus
 	corpus=$(mktemp -d "${TMPDIR:-/tmp}/muon-fuzz.XXXXXX")
-	cp "$root"/test/fuzz/corpus/* "$corpus"/
+	cp "$3"/* "$corpus"/
 	# A small ASan quarantine: with the default 256 MiB, allocator churn
 	# from per-frame copies pushed RSS past libFuzzer's 2 GiB limit while
 	# the live heap stayed ~26 MiB (measured); 16 MiB keeps it near 190.
 	(cd "$dir" && ASAN_OPTIONS=quarantine_size_mb=16 \
-		./test/fuzz/muon-fuzz-conn -max_total_time=60 \
+		"./test/fuzz/$target" -max_total_time=60 \
 		-rss_limit_mb=4096 -print_final_stats=1 "$corpus")
 	local rc=$?
 	rm -rf "$corpus"
-	return $rc
+	return "$rc"
+}
+fuzz() {
+	local dir=$root/build-fuzz rc=0
+	CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Debug \
+		-DMUON_FUZZ=ON -DMUON_BUILD_TESTS=OFF &&
+		cmake --build "$dir" -j"$jobs" --target muon-fuzz-conn \
+			muon-fuzz-disc || return
+	# Both run even if the first fails: they test unrelated code.
+	fuzz_one "$dir" muon-fuzz-conn "$root/test/fuzz/corpus" || rc=$?
+	fuzz_one "$dir" muon-fuzz-disc "$root/test/fuzz/corpus-disc" || rc=$?
+	return "$rc"
 }
 stage fuzz fuzz
 

@@ -90,6 +90,15 @@ extern const struct muoni_transport_ops muoni_shm_ops;
 extern const struct muoni_transport_ops muoni_tcp_ops;
 extern const struct muoni_transport_ops muoni_verbs_ops;
 
+/* Number of RDMA devices on this host (0 without rdma-core's providers):
+ * whether a default verbs listener is worth opening. */
+int muoni_verbs_device_count(void);
+
+/* Up to `max` addresses of this host's interfaces that rdmacm binds to an
+ * RDMA device (numeric, IPv6 without brackets): what a verbs listener on
+ * a wildcard address is reachable at. Returns how many. */
+int muoni_verbs_local_addrs(char (*out)[64], int max);
+
 /* Every transport built in, for the per-context hooks. */
 extern const struct muoni_transport_ops *const muoni_transports[];
 extern const unsigned muoni_n_transports;

@@ -14,6 +14,11 @@
  *
  * MUON_ITEST_SCALE=D divides the CPU-bound message counts by D (the
  * sanitizer build uses it); --scale overrides it.
+ *
+ * --daemons N (with --muond PATH, or MUON_ITEST_MUOND) starts N discovery
+ * daemons on loopback first: publishers register with them and
+ * subscribers find publishers through them instead of being given
+ * endpoints. The disc_* scenarios need it.
  */
 #include "itest.h"
 
@@ -30,12 +35,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_KIDS 8
+#define MAX_DAEMONS 4
+#define ITEST_LEASE_MS 1000
 #define MAX_ARGS 64
 
 typedef struct child {
@@ -91,6 +99,18 @@ static struct {
 	int endpoints;
 	child_t kids[MAX_KIDS];
 	int nkids;
+	/* discovery */
+	const char *muond;
+	const char *muonctl;
+	int ndaemons;
+	struct {
+		pid_t pid;
+		int port;
+		int exited;
+		int killed;
+	} daemons[MAX_DAEMONS];
+	char disc_list[256];
+	char secret[64]; /* --secret: a cluster secret file for everyone */
 } D;
 
 static void arg(args_t *a, const char *fmt, ...)
@@ -229,6 +249,12 @@ static void kill_all(void)
 			k->exited = 1;
 		}
 	}
+	for (i = 0; i < D.ndaemons; i++)
+		if (D.daemons[i].pid > 0 && !D.daemons[i].exited) {
+			kill(D.daemons[i].pid, SIGKILL);
+			waitpid(D.daemons[i].pid, NULL, 0);
+			D.daemons[i].exited = 1;
+		}
 }
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2),
@@ -246,6 +272,8 @@ static void fail(const char *fmt, ...)
 	note("process states:");
 	dump_state();
 	kill_all();
+	if (D.secret[0] == '/')
+		unlink(D.secret);
 	cleanup_shm_dir(0);
 	exit(1);
 }
@@ -434,6 +462,15 @@ static void reap(void)
 		for (i = 0; i < D.nkids; i++)
 			if (D.kids[i].pid == pid)
 				k = &D.kids[i];
+		for (i = 0; i < D.ndaemons; i++)
+			if (D.daemons[i].pid == pid) {
+				describe_status(status, how, sizeof(how));
+				D.daemons[i].exited = 1;
+				if (!D.daemons[i].killed)
+					fail("muond %d (pid %d) died: %s", i,
+					     (int)pid, how);
+				note("muond %d ended as intended: %s", i, how);
+			}
 		if (!k)
 			continue;
 		/* read what it wrote before judging it */
@@ -528,6 +565,133 @@ static void finish_pubs(child_t **pubs, int n)
 			fail("%s exited without PUBSTATS", pubs[i]->name);
 }
 
+/* ---------------------------------------------------------------- daemons */
+
+/* Start muond number i on loopback, on its earlier port if it had one
+ * (a restart), and wait for its "listening tcp://ADDR:PORT" line. */
+static void daemon_start(int i)
+{
+	char listen[64], lease[16], name[16], line[256];
+	int out[2];
+	size_t len = 0;
+	double dl = now_s() + 10;
+	pid_t pid;
+
+	snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d",
+		 D.daemons[i].port);
+	snprintf(lease, sizeof(lease), "%d", ITEST_LEASE_MS);
+	snprintf(name, sizeof(name), "itest-d%d", i);
+	if (pipe2(out, O_CLOEXEC) != 0)
+		fail("pipe: %s", strerror(errno));
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(out[1], 1);
+		execl(D.muond, D.muond, "--listen", listen, "--lease-ms",
+		      lease, "--name", name, "--log-level",
+		      D.log_level >= MUON_LOG_INFO ? "debug" : "info",
+		      D.secret[0] ? "--secret-file" : (char *)NULL, D.secret,
+		      (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", D.muond, strerror(errno));
+		_exit(127);
+	}
+	close(out[1]);
+	D.daemons[i].pid = pid;
+	D.daemons[i].exited = 0;
+	D.daemons[i].killed = 0;
+	/* The first line says where it listens; later lines are not read
+	 * (muond writes nothing else to stdout). */
+	while (!memchr(line, '\n', len)) {
+		struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+		ssize_t n;
+
+		if (now_s() > dl)
+			fail("muond %d printed no listening line in 10 s", i);
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		n = read(out[0], line + len, sizeof(line) - 1 - len);
+		if (n <= 0)
+			fail("muond %d exited before it listened (%s)", i,
+			     n ? strerror(errno) : "end of output");
+		len += (size_t)n;
+		line[len] = '\0';
+		if (len >= sizeof(line) - 1)
+			break;
+	}
+	close(out[0]);
+	{
+		char *colon = strrchr(line, ':');
+		int port = colon ? atoi(colon + 1) : 0;
+
+		if (strncmp(line, "listening tcp://", 16) || port <= 0)
+			fail("muond %d: unexpected first line '%s'", i, line);
+		D.daemons[i].port = port;
+	}
+	note("muond %d (pid %d) listens on 127.0.0.1:%d", i, (int)pid,
+	     D.daemons[i].port);
+}
+
+static void daemon_kill(int i)
+{
+	D.daemons[i].killed = 1;
+	kill(D.daemons[i].pid, SIGKILL);
+	WAIT_UNTIL(D.daemons[i].exited, 10, "muond %d to die", i);
+}
+
+/* A cluster secret for the daemons and every role: 32 random bytes in a
+ * 0600 file, removed at the end (and on failure, by fail()). */
+static void secret_make(void)
+{
+	uint8_t words[32];
+	int fd;
+
+	snprintf(D.secret, sizeof(D.secret), "/tmp/muon-itest-secret-XXXXXX");
+	fd = mkstemp(D.secret);
+	if (fd < 0)
+		fail("mkstemp: %s", strerror(errno));
+	if (getrandom(words, sizeof(words), 0) != (ssize_t)sizeof(words))
+		fail("getrandom: %s", strerror(errno));
+	if (write(fd, words, sizeof(words)) != (ssize_t)sizeof(words))
+		fail("write %s: %s", D.secret, strerror(errno));
+	close(fd);
+	note("cluster secret in %s", D.secret);
+}
+
+static void daemons_start(void)
+{
+	size_t off = 0;
+	int i;
+
+	if (!D.ndaemons)
+		return;
+	if (!D.muond)
+		fail("--daemons needs --muond PATH or MUON_ITEST_MUOND");
+	for (i = 0; i < D.ndaemons; i++) {
+		daemon_start(i);
+		off += (size_t)snprintf(D.disc_list + off,
+					sizeof(D.disc_list) - off,
+					"%stcp://127.0.0.1:%d", i ? "," : "",
+					D.daemons[i].port);
+	}
+}
+
+static void daemons_stop(void)
+{
+	int i;
+
+	for (i = 0; i < D.ndaemons; i++)
+		if (!D.daemons[i].exited) {
+			D.daemons[i].killed = 1;
+			kill(D.daemons[i].pid, SIGTERM);
+			WAIT_UNTIL(D.daemons[i].exited, 10,
+				   "muond %d to exit on SIGTERM", i);
+		}
+}
+
 /* ---------------------------------------------------------------- roles */
 
 static void common_args(args_t *a, const char *role, const char *name)
@@ -544,6 +708,10 @@ static void common_args(args_t *a, const char *role, const char *name)
 	arg(a, "%s", D.shm_dir);
 	arg(a, "--log-level");
 	arg(a, "%d", D.log_level);
+	if (D.secret[0]) {
+		arg(a, "--secret-file");
+		arg(a, "%s", D.secret);
+	}
 }
 
 static uint64_t new_seed(int n)
@@ -565,6 +733,10 @@ static void pub_args(args_t *a, const char *name)
 		arg(a, "%s://%s:0", D.transport, D.host);
 	arg(a, "--seed");
 	arg(a, "%" PRIu64, new_seed(D.nkids));
+	if (D.ndaemons) {
+		arg(a, "--discovery");
+		arg(a, "%s", D.disc_list);
+	}
 }
 
 static void sub_args(args_t *a, const char *name, child_t **pubs, int npubs)
@@ -574,6 +746,15 @@ static void sub_args(args_t *a, const char *name, child_t **pubs, int npubs)
 	int i;
 
 	common_args(a, "sub", name);
+	if (D.ndaemons) {
+		/* The publishers' endpoints come from the daemons. */
+		for (i = 0; i < npubs; i++)
+			if (!pubs[i]->listening)
+				fail("%s has not started", pubs[i]->name);
+		arg(a, "--discovery");
+		arg(a, "%s", D.disc_list);
+		return;
+	}
 	for (i = 0; i < npubs; i++) {
 		if (!pubs[i]->listening)
 			fail("%s has not reported its endpoint", pubs[i]->name);
@@ -1021,6 +1202,207 @@ static void sc_kill_drop(void)
 	sc_kill_sub(1);
 }
 
+/* ---------------------------------------------------------------- discovery */
+
+static void need_daemons(int n)
+{
+	if (D.ndaemons != n)
+		fail("scenario %s needs --daemons %d (have %d)", D.scenario, n,
+		     D.ndaemons);
+}
+
+/* Pump for `secs` seconds, failing if the publisher finished meanwhile:
+ * the event under test must happen while data flows. */
+static void pump_while_publishing(child_t *pub, double secs)
+{
+	double until = now_s() + secs;
+
+	while (now_s() < until) {
+		pump(20);
+		if (pub->done)
+			fail("pub finished before the event under test: "
+			     "the stream is too short for this machine");
+	}
+}
+
+/* A paced stream (about 5 s) from one publisher found through discovery
+ * to sub1; during it something happens to the daemons (what = 0: daemon
+ * 0 killed and restarted on its port; what = 1: daemon 0 killed for good
+ * with daemon 1 still up); then a second subscriber joins, which can only
+ * find the publisher through a daemon that knows it now. sub1 must see no
+ * gap longer than a second and both get every message. */
+static void disc_stream(int what)
+{
+	/* 2 MB/s of 512-byte messages on average: the events below happen
+	 * within the first 2 s, so the stream must last longer, even when
+	 * a sanitizer build scales counts down. */
+	uint64_t n = D.count ? D.count : D.scale > 1 ? 12000 : 20000;
+	double t_event, up_in;
+	child_t *pub, *subs[2];
+	args_t a = {0};
+
+	need_daemons(what == 0 ? 1 : 2);
+	note("%s: %" PRIu64 " messages of 0..1024 bytes at 2 MB/s; "
+	     "lease %d ms", D.scenario, n, ITEST_LEASE_MS);
+	pub_args(&a, "pub");
+	arg(&a, "--count");
+	arg(&a, "%" PRIu64, n);
+	arg(&a, "--max-size");
+	arg(&a, "1024");
+	arg(&a, "--rate-mbps");
+	arg(&a, "2");
+	arg(&a, "--send-log-size");
+	arg(&a, "32M");
+	arg(&a, "--subscribers");
+	arg(&a, "1");
+	pub = spawn("pub", 1, &a);
+	WAIT_UNTIL(pub->listening, 30, "pub to listen (LISTEN line)");
+	sub_args(&a, "sub1", &pub, 1);
+	arg(&a, "--max-size");
+	arg(&a, "1024");
+	arg(&a, "--max-gap-ms");
+	arg(&a, "1000");
+	expect(&a, pub, 1, n);
+	subs[0] = spawn("sub1", 0, &a);
+	WAIT_UNTIL(subs[0]->up, 30, "sub1 to find the publisher (IMAGE_UP)");
+	note("sub1 found the publisher through discovery in %.2f s",
+	     subs[0]->t_up - subs[0]->t_start);
+	send_cmd(pub, "GO");
+	pump_while_publishing(pub, 1.0);
+	daemon_kill(0);
+	if (what == 0) {
+		pump_while_publishing(pub, 0.5);
+		daemon_start(0);
+		note("muond 0 restarted on the same port");
+	} else {
+		note("muond 0 is gone; muond 1 stays");
+	}
+	t_event = now_s();
+	sub_args(&a, "sub2", &pub, 1);
+	arg(&a, "--max-size");
+	arg(&a, "1024");
+	arg(&a, "--start");
+	arg(&a, "earliest");
+	expect(&a, pub, 1, n);
+	subs[1] = spawn("sub2", 0, &a);
+	WAIT_UNTIL(subs[1]->up, 30, "sub2 to find the publisher (IMAGE_UP)");
+	up_in = subs[1]->t_up - t_event;
+	note("sub2 found the publisher %.3f s after the %s", up_in,
+	     what == 0 ? "restart" : "kill");
+	/* Registrations are back within one lease (plus a process start). */
+	if (up_in > ITEST_LEASE_MS / 1000.0 + 1.0)
+		fail("sub2 needed %.3f s to find the publisher: more than "
+		     "one lease (%d ms) + 1 s", up_in, ITEST_LEASE_MS);
+	if (pub->done)
+		fail("pub finished before sub2 joined: the stream is too "
+		     "short for this machine");
+	wait_subs_done(subs, 2, D.timeout);
+	WAIT_UNTIL(pub->done, 30, "pub DONE");
+	check_result_u64(subs[0], "msgs", n);
+	check_result_u64(subs[1], "msgs", n);
+	check_result_u64(subs[0], "losses", 0);
+	check_result_u64(subs[1], "losses", 0);
+	finish_pubs(&pub, 1);
+	report_subs(subs, 2);
+}
+
+static void sc_disc_restart(void)
+{
+	disc_stream(0);
+}
+
+static void sc_disc_failover(void)
+{
+	disc_stream(1);
+}
+
+/* How many publications muonctl lists for our topic: -1 on failure. */
+static int muonctl_count(void)
+{
+	char cmd[1024], line[512];
+	FILE *f;
+	int n = 0;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --daemon '%s'%s%s%s publications "
+		 "'%s'", D.muonctl, D.disc_list,
+		 D.secret[0] ? " --secret-file '" : "", D.secret[0] ? D.secret : "",
+		 D.secret[0] ? "'" : "", D.topic);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, D.topic))
+			n++;
+	if (pclose(f) != 0)
+		return -1;
+	return n;
+}
+
+/* A publisher killed with SIGKILL mid-stream: the daemon must drop its
+ * publication within one lease (it cannot unregister), which muonctl
+ * shows; the subscriber sees the stream go down. */
+static void sc_disc_kill_pub(void)
+{
+	uint64_t n = D.count ? D.count : 20000;
+	child_t *pub, *sub;
+	args_t a = {0};
+	double t_kill, gone = 0;
+	int cnt;
+
+	need_daemons(1);
+	if (!D.muonctl)
+		fail("disc_kill_pub needs --muonctl PATH or MUON_ITEST_MUONCTL");
+	pub_args(&a, "pub");
+	arg(&a, "--count");
+	arg(&a, "%" PRIu64, n);
+	arg(&a, "--max-size");
+	arg(&a, "1024");
+	arg(&a, "--rate-mbps");
+	arg(&a, "2");
+	arg(&a, "--subscribers");
+	arg(&a, "1");
+	pub = spawn("pub", 1, &a);
+	WAIT_UNTIL(pub->listening, 30, "pub to listen (LISTEN line)");
+	sub_args(&a, "sub", &pub, 1);
+	arg(&a, "--max-size");
+	arg(&a, "1024");
+	arg(&a, "--expect-down");
+	expect(&a, pub, 1, n);
+	sub = spawn("sub", 0, &a);
+	WAIT_UNTIL(sub->up, 30, "sub to find the publisher (IMAGE_UP)");
+	cnt = muonctl_count();
+	if (cnt != 1)
+		fail("muonctl lists %d publication(s) of '%s' while the "
+		     "publisher runs, expected 1", cnt, D.topic);
+	send_cmd(pub, "GO");
+	pump_while_publishing(pub, 1.0);
+	pub->killed = 1;
+	kill(pub->pid, SIGKILL);
+	t_kill = now_s();
+	while (now_s() < t_kill + 10) {
+		cnt = muonctl_count();
+		if (cnt < 0)
+			fail("muonctl failed");
+		if (cnt == 0) {
+			gone = now_s() - t_kill;
+			break;
+		}
+		pump(50);
+	}
+	if (!gone)
+		fail("the killed publisher is still listed 10 s later");
+	note("publication down at the daemon %.3f s after SIGKILL (lease "
+	     "%d ms)", gone, ITEST_LEASE_MS);
+	if (gone > ITEST_LEASE_MS / 1000.0 + 0.5)
+		fail("publication down after %.3f s: more than one lease "
+		     "(%d ms) + 0.5 s", gone, ITEST_LEASE_MS);
+	/* The subscriber cannot complete the stream; it was only needed to
+	 * make the stream flow. */
+	sub->killed = 1;
+	kill(sub->pid, SIGKILL);
+	WAIT_UNTIL(sub->exited && pub->exited, 10, "killed processes to go");
+}
+
 static const struct scenario {
 	const char *name;
 	void (*fn)(void);
@@ -1034,6 +1416,9 @@ static const struct scenario {
 	{"late_join", sc_late_join, 60, 0},
 	{"loss_on_join", sc_loss_on_join, 60, 0},
 	{"slow_sub_drop", sc_slow_sub, 120, 0},
+	{"disc_restart", sc_disc_restart, 120, 0},
+	{"disc_failover", sc_disc_failover, 120, 0},
+	{"disc_kill_pub", sc_disc_kill_pub, 60, 1},
 };
 
 static void usage(void)
@@ -1043,7 +1428,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: muon-itest run SCENARIO --transport T [--count N] "
 		"[--scale D] [--timeout S] [--host H] [--log-level L] "
-		"[--keep-shm]\nscenarios:");
+		"[--keep-shm]\n       [--daemons N --muond PATH] "
+		"[--muonctl PATH] [--secret]\nscenarios:");
 	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
 		fprintf(stderr, " %s", scenarios[i].name);
 	fprintf(stderr, "\n");
@@ -1056,7 +1442,9 @@ int driver_main(int argc, char **argv)
 		{"transport", 1, 0, 't'}, {"count", 1, 0, 'n'},
 		{"scale", 1, 0, 's'},     {"timeout", 1, 0, 'T'},
 		{"host", 1, 0, 'h'},      {"log-level", 1, 0, 'v'},
-		{"keep-shm", 0, 0, 'k'},  {0, 0, 0, 0},
+		{"keep-shm", 0, 0, 'k'},  {"daemons", 1, 0, 'D'},
+		{"muond", 1, 0, 'M'},     {"muonctl", 1, 0, 'C'},
+		{"secret", 0, 0, 'S'},    {0, 0, 0, 0},
 	};
 	const struct scenario *sc = NULL;
 	void (*fn)(void);
@@ -1072,6 +1460,8 @@ int driver_main(int argc, char **argv)
 	D.log_level = MUON_LOG_WARN;
 	D.host = getenv("MUON_ITEST_HOST") ? getenv("MUON_ITEST_HOST")
 					   : "127.0.0.1";
+	D.muond = getenv("MUON_ITEST_MUOND");
+	D.muonctl = getenv("MUON_ITEST_MUONCTL");
 	env = getenv("MUON_ITEST_SCALE");
 	if (env && *env && (parse_u64(env, &D.scale) != 0 || D.scale == 0))
 		die("MUON_ITEST_SCALE='%s': expected a positive integer",
@@ -1092,6 +1482,14 @@ int driver_main(int argc, char **argv)
 		case 'v': D.log_level = (int)opt_u32("--log-level", optarg);
 			break;
 		case 'k': D.keep_shm = 1; break;
+		case 'D':
+			D.ndaemons = (int)opt_u32("--daemons", optarg);
+			if (D.ndaemons > MAX_DAEMONS)
+				die("--daemons: at most %d", MAX_DAEMONS);
+			break;
+		case 'M': D.muond = optarg; break;
+		case 'C': D.muonctl = optarg; break;
+		case 'S': D.secret[0] = 1; break;
 		default: usage();
 		}
 	}
@@ -1130,7 +1528,13 @@ int driver_main(int argc, char **argv)
 	     sc->name, D.transport, muon_version(), D.scale, D.count,
 	     D.timeout, D.shm_dir);
 
+	if (D.secret[0])
+		secret_make();
+	daemons_start();
 	fn();
+	daemons_stop();
+	if (D.secret[0])
+		unlink(D.secret);
 
 	/* every process must have exited by now */
 	for (i = 0; i < (size_t)D.nkids; i++)

@@ -27,6 +27,8 @@
 struct pub_opts {
 	const char *transport;
 	const char *listen;
+	const char *discovery;
+	const char *secret_file;
 	const char *topic;
 	const char *shm_dir;
 	const char *name;
@@ -343,7 +345,8 @@ static void usage(void)
 		"--slow-timeout-ms MS\n"
 		"  --rate-mbps R --api publish|claim --max-stall-ms MS\n"
 		"  --wait-subs-ms MS --allow-errors --shm-dir D "
-		"--log-level L --name N\n");
+		"--log-level L --name N\n"
+		"  --discovery DAEMONS (register with muond)\n");
 	exit(2);
 }
 
@@ -360,7 +363,8 @@ int pub_main(int argc, char **argv)
 		{"api", 1, 0, 'a'},          {"max-stall-ms", 1, 0, 'S'},
 		{"wait-subs-ms", 1, 0, 'w'}, {"allow-errors", 0, 0, 'E'},
 		{"shm-dir", 1, 0, 'd'},      {"log-level", 1, 0, 'v'},
-		{"name", 1, 0, 'N'},         {0, 0, 0, 0},
+		{"name", 1, 0, 'N'},         {"discovery", 1, 0, 'D'},
+		{"secret-file", 1, 0, 'F'},  {0, 0, 0, 0},
 	};
 	static struct pub_state st;
 	struct pub_opts *o = &st.o;
@@ -386,6 +390,8 @@ int pub_main(int argc, char **argv)
 		switch (opt) {
 		case 't': o->transport = optarg; break;
 		case 'l': o->listen = optarg; break;
+		case 'D': o->discovery = optarg; break;
+		case 'F': o->secret_file = optarg; break;
 		case 'T': o->topic = optarg; break;
 		case 's': o->seed = opt_u64("--seed", optarg); break;
 		case 'n': o->count = opt_u64("--count", optarg); break;
@@ -441,6 +447,8 @@ int pub_main(int argc, char **argv)
 	cfg.name = o->name;
 	cfg.ctx_id = o->seed;
 	cfg.listen = o->listen;
+	cfg.discovery = o->discovery;
+	cfg.secret_file = o->secret_file;
 	cfg.transport = o->transport;
 	cfg.ignore_env = 1;
 	cfg.log_level = (muon_log_level_t)o->log_level;

@@ -47,6 +47,8 @@ struct stream {
 struct sub_opts {
 	const char *transport;
 	const char *peers;
+	const char *discovery;
+	const char *secret_file;
 	const char *topic;
 	const char *shm_dir;
 	const char *name;
@@ -458,8 +460,8 @@ static void idle(unsigned *spins)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: muon-itest sub --transport T --peers EPS --topic T "
-		"--expect ID:FIRST:LAST... [options]\n"
+		"usage: muon-itest sub --transport T --peers EPS|--discovery "
+		"DAEMONS\n  --topic T --expect ID:FIRST:LAST... [options]\n"
 		"  --sizes random|fixed:N --max-size B\n"
 		"  --start latest|earliest|seq:N --mark N\n"
 		"  --sleep-after N --sleep-ms MS --max-gap-ms MS "
@@ -483,6 +485,7 @@ int sub_main(int argc, char **argv)
 		{"expect-down", 0, 0, 'D'}, {"allow-errors", 0, 0, 'E'},
 		{"shm-dir", 1, 0, 'd'},     {"log-level", 1, 0, 'v'},
 		{"name", 1, 0, 'N'},        {"ring-size", 1, 0, 'R'},
+		{"discovery", 1, 0, 'Y'},   {"secret-file", 1, 0, 'F'},
 		{0, 0, 0, 0},
 	};
 	struct sub_opts *o = &S.o;
@@ -507,6 +510,8 @@ int sub_main(int argc, char **argv)
 		switch (opt) {
 		case 't': o->transport = optarg; break;
 		case 'p': o->peers = optarg; break;
+		case 'Y': o->discovery = optarg; break;
+		case 'F': o->secret_file = optarg; break;
 		case 'T': o->topic = optarg; break;
 		case 'e': add_expect(optarg); break;
 		case 'z': o->sizes_text = optarg; break;
@@ -544,7 +549,8 @@ int sub_main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (optind != argc || !o->peers || S.nstreams == 0)
+	if (optind != argc || (!o->peers && !o->discovery) ||
+	    S.nstreams == 0)
 		usage();
 	set_role_name(o->name);
 	if (parse_sizes(o->sizes_text, o->max_size, &S.sizes) != 0)
@@ -553,6 +559,8 @@ int sub_main(int argc, char **argv)
 	muon_ctx_config_init(&cfg);
 	cfg.name = o->name;
 	cfg.peers = o->peers;
+	cfg.discovery = o->discovery;
+	cfg.secret_file = o->secret_file;
 	cfg.transport = o->transport;
 	cfg.ignore_env = 1;
 	cfg.log_level = (muon_log_level_t)o->log_level;

@@ -9,13 +9,14 @@
 #include <stdlib.h>
 
 #include "core/muoni.h"
+#include "proto/disc.h"
 
 static const char *const env_vars[] = {
 	"MUON_NAME", "MUON_CTX_ID", "MUON_LISTEN", "MUON_PEERS",
 	"MUON_TRANSPORT", "MUON_RING_SIZE", "MUON_SEND_LOG_SIZE",
 	"MUON_MAX_MSG_SIZE", "MUON_LOG_LEVEL", "MUON_HEARTBEAT_MS",
 	"MUON_PEER_TIMEOUT_MS", "MUON_RECONNECT_MS", "MUON_LINGER_MS",
-	"MUON_SHM_DIR", "MUON_SECRET_FILE",
+	"MUON_SHM_DIR", "MUON_SECRET_FILE", "MUON_DISCOVERY", "MUON_ADVERTISE",
 };
 
 static void clear_env(void)
@@ -822,6 +823,101 @@ static void test_alternatives(void **state)
 	assert_non_null(strstr(muon_errmsg(), "verbs endpoint"));
 }
 
+/* ------------------------------------------------------------ discovery */
+
+static void test_daemons_parse(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *out;
+	} ok[] = {
+		{"host1", "tcp://host1:7440"},
+		{"10.0.0.1:7441", "tcp://10.0.0.1:7441"},
+		{"tcp://10.0.0.1:9", "tcp://10.0.0.1:9"},
+		{"tcp://muond-a", "tcp://muond-a:7440"},
+		{"[2001:db8::5]:7000", "tcp://[2001:db8::5]:7000"},
+		{"[2001:db8::5]", "tcp://[2001:db8::5]:7440"},
+		{"2001:db8::5", "tcp://[2001:db8::5]:7440"},
+		{"  spaced.example  ", "tcp://spaced.example:7440"},
+	};
+	static const char *const bad[] = {
+		"shm://x", "verbs://1.2.3.4:5", "udp://h:1", "h:0", "h:99999",
+		"h:port", "bad host", "[::1", "a,,shm://b",
+		"h1,h2,h3,h4,h5,h6,h7,h8,h9,h10,h11,h12,h13,h14,h15,h16,h17",
+	};
+	struct muoni_endpoint *eps;
+	unsigned n, i;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(muoni_disc_daemons_parse(ok[i].in, &eps, &n),
+				 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(eps[0].text, ok[i].out);
+		free(eps);
+	}
+	assert_int_equal(muoni_disc_daemons_parse("a, b:1 ,tcp://c:2", &eps,
+						  &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(eps[1].text, "tcp://b:1");
+	free(eps);
+	assert_int_equal(muoni_disc_daemons_parse(NULL, &eps, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(muoni_disc_daemons_parse("", &eps, &n), 0);
+	assert_int_equal(n, 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		eps = (void *)1;
+		n = 77;
+		if (muoni_disc_daemons_parse(bad[i], &eps, &n) !=
+		    MUON_ECONFIG)
+			fail_msg("'%s' accepted", bad[i]);
+		assert_null(eps);
+		assert_int_equal(n, 0);
+		assert_true(strlen(muon_errmsg()) > 0);
+	}
+}
+
+static void test_resolve_discovery(void **state)
+{
+	muon_ctx_config_t c;
+	struct muoni_config r;
+
+	(void)state;
+	muon_ctx_config_init(&c);
+	assert_null(c.discovery);
+	assert_null(c.advertise);
+	c.discovery = "a,b:7000";
+	c.advertise = "tcp://192.0.2.7:9000,shm://x";
+	assert_int_equal(muoni_config_resolve(&c, &r), 0);
+	assert_int_equal(r.n_daemons, 2);
+	assert_string_equal(r.daemons[1].text, "tcp://b:7000");
+	assert_int_equal(r.n_advertise, 2);
+	assert_string_equal(r.advertise[0].text, "tcp://192.0.2.7:9000");
+	muoni_config_fini(&r);
+
+	/* The environment wins, and errors name the variable. */
+	setenv("MUON_DISCOVERY", "env-host", 1);
+	assert_int_equal(muoni_config_resolve(&c, &r), 0);
+	assert_int_equal(r.n_daemons, 1);
+	assert_string_equal(r.daemons[0].text, "tcp://env-host:7440");
+	muoni_config_fini(&r);
+	setenv("MUON_DISCOVERY", "shm://nope", 1);
+	assert_int_equal(muoni_config_resolve(&c, &r), MUON_ECONFIG);
+	assert_non_null(strstr(muon_errmsg(), "MUON_DISCOVERY"));
+	unsetenv("MUON_DISCOVERY");
+	c.discovery = "bad host";
+	assert_int_equal(muoni_config_resolve(&c, &r), MUON_ECONFIG);
+	assert_non_null(strstr(muon_errmsg(), "discovery"));
+	c.discovery = NULL;
+	c.advertise = "tcp://a:1,tcp://a:2,tcp://a:3,tcp://a:4,tcp://a:5,"
+		      "tcp://a:6,tcp://a:7,tcp://a:8,tcp://a:9";
+	assert_int_equal(muoni_config_resolve(&c, &r), MUON_ECONFIG);
+	assert_non_null(strstr(muon_errmsg(), "advertise"));
+	setenv("MUON_ADVERTISE", "nonsense", 1);
+	assert_int_equal(muoni_config_resolve(&c, &r), MUON_ECONFIG);
+	assert_non_null(strstr(muon_errmsg(), "MUON_ADVERTISE"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -830,6 +926,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resolve_defaults, setup_env,
 						teardown_env),
 		cmocka_unit_test(test_endpoint_accepts),
+		cmocka_unit_test(test_daemons_parse),
+		cmocka_unit_test_setup_teardown(test_resolve_discovery,
+						setup_env, teardown_env),
 		cmocka_unit_test(test_endpoint_rejects),
 		cmocka_unit_test(test_endpoints_list),
 		cmocka_unit_test(test_parse_size),

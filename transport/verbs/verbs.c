@@ -35,6 +35,8 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>
@@ -2485,6 +2487,64 @@ err:
 	rdma_destroy_id(l->id);
 	l->id = NULL;
 	return rc;
+}
+
+int muoni_verbs_local_addrs(char (*out)[64], int max)
+{
+	struct ifaddrs *ifa, *i;
+	int n = 0;
+
+	if (getifaddrs(&ifa))
+		return 0;
+	for (i = ifa; i && n < max; i = i->ifa_next) {
+		struct rdma_cm_id *id = NULL;
+		const struct sockaddr *sa = i->ifa_addr;
+		bool rdma;
+
+		if (!sa || !(i->ifa_flags & IFF_UP) ||
+		    (i->ifa_flags & IFF_LOOPBACK) ||
+		    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+			continue;
+		/* Link-local IPv6 needs a scope a peer cannot use as is. */
+		if (sa->sa_family == AF_INET6 &&
+		    IN6_IS_ADDR_LINKLOCAL(
+			    &((const struct sockaddr_in6 *)(const void *)sa)
+				     ->sin6_addr))
+			continue;
+		/* An address is RDMA-capable when rdmacm binds it to a
+		 * device; the synchronous id needs no event channel. */
+		if (rdma_create_id(NULL, &id, NULL, RDMA_PS_TCP))
+			break;
+		rdma = !rdma_bind_addr(id, (struct sockaddr *)sa) && id->verbs;
+		rdma_destroy_id(id);
+		if (!rdma)
+			continue;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET,
+				  &((const struct sockaddr_in *)(const void *)sa)
+					   ->sin_addr,
+				  out[n], 64);
+		else
+			inet_ntop(AF_INET6,
+				  &((const struct sockaddr_in6 *)(const void *)sa)
+					   ->sin6_addr,
+				  out[n], 64);
+		n++;
+	}
+	freeifaddrs(ifa);
+	return n;
+}
+
+int muoni_verbs_device_count(void)
+{
+	struct ibv_device **list;
+	int n = 0;
+
+	list = ibv_get_device_list(&n);
+	if (!list)
+		return 0;
+	ibv_free_device_list(list);
+	return n;
 }
 
 static int verbs_listen(struct muon_ctx *ctx, const struct muoni_endpoint *ep,

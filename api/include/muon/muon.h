@@ -142,7 +142,8 @@ typedef void (*muon_log_fn)(void *arg, muon_log_level_t level,
  * variables MUON_NAME, MUON_CTX_ID, MUON_LISTEN, MUON_PEERS, MUON_TRANSPORT,
  * MUON_RING_SIZE, MUON_SEND_LOG_SIZE, MUON_MAX_MSG_SIZE, MUON_LOG_LEVEL,
  * MUON_HEARTBEAT_MS, MUON_PEER_TIMEOUT_MS, MUON_RECONNECT_MS,
- * MUON_LINGER_MS, MUON_SHM_DIR and MUON_SECRET_FILE (see
+ * MUON_LINGER_MS, MUON_SHM_DIR, MUON_SECRET_FILE, MUON_DISCOVERY and
+ * MUON_ADVERTISE (see
  * docs/configuration.md). A malformed
  * value fails creation with MUON_ECONFIG naming the variable; set
  * `ignore_env` to disable them.
@@ -186,8 +187,26 @@ typedef struct muon_ctx_config {
 	const char *shm_dir;    /**< where shm rings live, default "/dev/shm" */
 	const char *secret_file; /**< cluster secret (at least 16 bytes, not
 				      readable by group or others) that
-				      authenticates verbs connections; NULL =
+				      authenticates verbs connections and
+				      discovery sessions; NULL =
 				      unauthenticated (a warning is logged) */
+	const char *discovery;  /**< discovery daemons (muond): "HOST[:PORT]"
+				     or "tcp://HOST:PORT", comma-separated,
+				     port 7440 by default. When set, the
+				     context registers its publications with
+				     every daemon, watches the topics it
+				     subscribes to, and connects to the
+				     publishers they report (static `peers`
+				     still apply). NULL = static peers only.
+				     See docs/discovery.md. */
+	const char *advertise;  /**< endpoints registered for this context's
+				     publications; NULL = the listen
+				     endpoints, a wildcard address (0.0.0.0,
+				     [::]) replaced by the address this host
+				     uses to reach each daemon. With
+				     `discovery` set and `listen` NULL, the
+				     context listens on shm://<generated> and
+				     tcp://0.0.0.0:0. */
 } muon_ctx_config_t;
 
 /** Fill `cfg` with defaults and set cfg->size. `cfg` must not be NULL. */
@@ -277,6 +296,10 @@ typedef struct muon_counters {
 	uint64_t replays;         /**< streams started from the send log */
 	uint64_t auth_rejects;    /**< connection requests refused because their
 				       authentication tag was missing or wrong */
+	uint64_t disc_connects;   /**< sessions established with discovery
+				       daemons */
+	uint64_t disc_errors;     /**< errors from or about discovery daemons
+				       (refusals, bad messages, bad entries) */
 } muon_counters_t;
 
 /**
