@@ -47,6 +47,7 @@ struct disc_daemon {
 	struct muoni_disc_buf out;
 	uint8_t srv_nonce[MUONI_DISC_NONCE_LEN];
 	uint8_t cli_nonce[MUONI_DISC_NONCE_LEN];
+	struct muoni_disc_mac mac; /* key and srv_nonce, hashed once */
 	uint64_t tx_seq;
 	uint64_t rx_seq;
 	uint64_t daemon_id;
@@ -141,8 +142,9 @@ static int d_send(struct disc_daemon *d, Muon__Disc__Message *m)
 		return MUONI_ERR(MUON_EIO, "the daemon reads nothing: %zu "
 				 "bytes unsent", muoni_disc_buf_used(&d->out));
 	m->seq = ++d->tx_seq;
-	rc = muoni_disc_pack(&d->out, m, disc_key(d->disc), d->srv_nonce,
-			     d->max_frame);
+	rc = muoni_disc_pack_mac(&d->out, m,
+				 disc_key(d->disc) ? &d->mac : NULL,
+				 d->max_frame);
 	if (rc)
 		return rc;
 	return d_flush(d);
@@ -587,6 +589,8 @@ static int d_on_welcome(struct disc_daemon *d, const Muon__Disc__Welcome *w)
 		return MUONI_ERR(MUON_EAUTH, "the daemon requires the cluster "
 				 "secret: set secret_file (MUON_SECRET_FILE)");
 	memcpy(d->srv_nonce, w->nonce.data, sizeof(d->srv_nonce));
+	if (disc_key(d->disc))
+		muoni_disc_mac_init(&d->mac, disc_key(d->disc), d->srv_nonce);
 	d->daemon_id = w->daemon_id;
 	d->lease_ms = w->lease_ms;
 	if (d->lease_ms < 100 || d->lease_ms > 3600000) {
@@ -996,6 +1000,7 @@ void muoni_disc_destroy(struct muon_ctx *ctx)
 		}
 		muoni_disc_buf_fini(&d->in);
 		muoni_disc_buf_fini(&d->out);
+		muoni_disc_mac_wipe(&d->mac);
 	}
 	muoni_err_clear();
 	free(disc->recs);

@@ -57,6 +57,7 @@ struct muond_conn {
 	uint64_t started; /* frames whose first byte went out (their seqs) */
 	uint8_t nonce[MUONI_DISC_NONCE_LEN];      /* ours, in Welcome */
 	uint8_t peer_nonce[MUONI_DISC_NONCE_LEN]; /* from Hello */
+	struct muoni_disc_mac mac; /* key and peer_nonce, hashed once */
 	uint64_t rx_seq, tx_seq;
 	uint64_t last_ms; /* last complete message, or the accept */
 	bool hello, closing;
@@ -126,6 +127,7 @@ static void conn_free(struct muond_conn *c)
 	muond_client_free(s->st, c->cl);
 	muoni_disc_buf_fini(&c->in);
 	muoni_disc_buf_fini(&c->out);
+	muoni_disc_mac_wipe(&c->mac);
 	muond_list_del(&c->link);
 	muond_list_del(&c->dirty);
 	s->n_conns--;
@@ -178,8 +180,9 @@ static void conn_send(struct muond_conn *c, Msg *m)
 		c->out.data = malloc(MUOND_OUT_FIRST);
 		c->out.cap = c->out.data ? MUOND_OUT_FIRST : 0;
 	}
-	rc = muoni_disc_pack(&c->out, m, c->hello ? s->key : NULL,
-			     c->peer_nonce, s->cfg->max_frame);
+	rc = muoni_disc_pack_mac(&c->out, m,
+				 c->hello && s->key ? &c->mac : NULL,
+				 s->cfg->max_frame);
 	if (rc) {
 		/* Every reply is sized to fit; this is a daemon bug or no
 		 * memory. The client cannot be told, only dropped. */
@@ -642,8 +645,10 @@ static void do_hello(struct muond_conn *c, const Muon__Disc__Hello *h)
 		return;
 	}
 	memcpy(c->peer_nonce, h->nonce.data, MUONI_DISC_NONCE_LEN);
+	if (c->srv->key)
+		muoni_disc_mac_init(&c->mac, c->srv->key, c->peer_nonce);
 	c->hello = true;
-	snprintf(label, sizeof(label), "%s %" PRIx64 "@%s", h->name,
+	snprintf(label, sizeof(label), "%s %016" PRIx64 "@%s", h->name,
 		 h->ctx_id, c->addr);
 	muond_client_hello(c->srv->st, c->cl, h->ctx_id, h->name, h->host_id,
 			   label);

@@ -58,68 +58,121 @@ void muoni_disc_buf_consume(struct muoni_disc_buf *b, size_t n)
 	}
 }
 
+void muoni_disc_mac_init(struct muoni_disc_mac *mac, const uint8_t *key,
+			 const uint8_t *nonce)
+{
+	crypto_auth_hmacsha256_init(&mac->st, key, 32);
+	crypto_auth_hmacsha256_update(&mac->st, (const uint8_t *)mac_label,
+				      sizeof(mac_label) - 1);
+	crypto_auth_hmacsha256_update(&mac->st, nonce, MUONI_DISC_NONCE_LEN);
+}
+
+void muoni_disc_mac_wipe(struct muoni_disc_mac *mac)
+{
+	if (mac)
+		sodium_memzero(mac, sizeof(*mac));
+}
+
+static void mac_finish(const struct muoni_disc_mac *mac, const uint8_t *body,
+		       size_t len, uint8_t out[MUONI_DISC_MAC_LEN])
+{
+	crypto_auth_hmacsha256_state st = mac->st;
+	uint8_t full[crypto_auth_hmacsha256_BYTES];
+
+	crypto_auth_hmacsha256_update(&st, body, len);
+	crypto_auth_hmacsha256_final(&st, full);
+	memcpy(out, full, MUONI_DISC_MAC_LEN);
+	sodium_memzero(&st, sizeof(st));
+}
+
 static void mac_compute(const uint8_t *key, const uint8_t *nonce,
 			const uint8_t *body, size_t len,
 			uint8_t mac[MUONI_DISC_MAC_LEN])
 {
-	crypto_auth_hmacsha256_state st;
-	uint8_t full[crypto_auth_hmacsha256_BYTES];
+	struct muoni_disc_mac m;
 
-	crypto_auth_hmacsha256_init(&st, key, 32);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)mac_label,
-				      sizeof(mac_label) - 1);
-	crypto_auth_hmacsha256_update(&st, nonce, MUONI_DISC_NONCE_LEN);
-	crypto_auth_hmacsha256_update(&st, body, len);
-	crypto_auth_hmacsha256_final(&st, full);
-	memcpy(mac, full, MUONI_DISC_MAC_LEN);
-	sodium_memzero(&st, sizeof(st));
+	muoni_disc_mac_init(&m, key, nonce);
+	mac_finish(&m, body, len, mac);
+	muoni_disc_mac_wipe(&m);
 }
 
-int muoni_disc_pack(struct muoni_disc_buf *out, const Muon__Disc__Message *m,
-		    const uint8_t *key, const uint8_t *nonce, size_t max_frame)
+static size_t varint_len(size_t v)
 {
-	Muon__Disc__Frame f = MUON__DISC__FRAME__INIT;
-	uint8_t mac[MUONI_DISC_MAC_LEN];
-	size_t blen = muon__disc__message__get_packed_size(m), flen;
-	uint8_t *body, *p;
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static uint8_t *varint_put(uint8_t *p, size_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/*
+ * The Frame is written by hand, straight into `out`, so the body is
+ * encoded once and in place (no temporary copy, no allocation): field 1
+ * (version, varint), field 2 (body, bytes), field 3 (mac, 16 bytes), the
+ * encoding protobuf-c itself produces for a non-empty body.
+ */
+int muoni_disc_pack_mac(struct muoni_disc_buf *out,
+			const Muon__Disc__Message *m,
+			const struct muoni_disc_mac *mac, size_t max_frame)
+{
+	size_t blen = muon__disc__message__get_packed_size(m);
+	size_t flen = 2 + 1 + varint_len(blen) + blen +
+		      (mac ? 2 + MUONI_DISC_MAC_LEN : 0);
+	uint8_t *p, *body;
 	int rc;
 
-	if (blen > max_frame)
-		return MUONI_ERR(MUON_ETOOBIG, "discovery message of %zu bytes "
-				 "above the %zu-byte frame limit", blen,
-				 max_frame);
-	body = malloc(blen ? blen : 1);
-	if (!body)
-		return MUONI_ERR(MUON_ENOMEM, "discovery message");
-	muon__disc__message__pack(m, body);
-	f.version = MUONI_DISC_VERSION;
-	f.body.data = body;
-	f.body.len = blen;
-	if (key) {
-		mac_compute(key, nonce, body, blen, mac);
-		f.mac.data = mac;
-		f.mac.len = sizeof(mac);
-	}
-	flen = muon__disc__frame__get_packed_size(&f);
-	if (flen > max_frame) {
-		free(body);
+	if (flen > max_frame)
 		return MUONI_ERR(MUON_ETOOBIG, "discovery frame of %zu bytes "
 				 "above the %zu-byte limit", flen, max_frame);
-	}
 	rc = muoni_disc_buf_reserve(out, MUONI_DISC_LEN_BYTES + flen);
-	if (rc) {
-		free(body);
+	if (rc)
 		return MUONI_ERR(rc, "discovery send buffer");
-	}
 	p = out->data + out->len;
 	p[0] = (uint8_t)(flen >> 24);
 	p[1] = (uint8_t)(flen >> 16);
 	p[2] = (uint8_t)(flen >> 8);
 	p[3] = (uint8_t)flen;
-	muon__disc__frame__pack(&f, p + MUONI_DISC_LEN_BYTES);
+	p += MUONI_DISC_LEN_BYTES;
+	*p++ = 0x08; /* field 1, varint */
+	*p++ = MUONI_DISC_VERSION;
+	*p++ = 0x12; /* field 2, length-delimited */
+	p = varint_put(p, blen);
+	body = p;
+	muon__disc__message__pack(m, body);
+	p += blen;
+	if (mac) {
+		*p++ = 0x1a; /* field 3, length-delimited */
+		*p++ = MUONI_DISC_MAC_LEN;
+		mac_finish(mac, body, blen, p);
+	}
 	out->len += MUONI_DISC_LEN_BYTES + flen;
-	free(body);
 	return 0;
+}
+
+int muoni_disc_pack(struct muoni_disc_buf *out, const Muon__Disc__Message *m,
+		    const uint8_t *key, const uint8_t *nonce, size_t max_frame)
+{
+	struct muoni_disc_mac mac;
+	int rc;
+
+	if (!key)
+		return muoni_disc_pack_mac(out, m, NULL, max_frame);
+	muoni_disc_mac_init(&mac, key, nonce);
+	rc = muoni_disc_pack_mac(out, m, &mac, max_frame);
+	muoni_disc_mac_wipe(&mac);
+	return rc;
 }
 
 int muoni_disc_next(const struct muoni_disc_buf *in, size_t max_frame,

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sodium.h>
+
 #include "muon_discovery.pb-c.h"
 
 #define MUONI_DISC_VERSION 1u
@@ -50,10 +52,26 @@ void muoni_disc_buf_consume(struct muoni_disc_buf *b, size_t n);
 /*
  * Encode `m` as one length-prefixed Frame at the end of `out`, with a MAC
  * over (nonce, body) when `key` is not NULL. Fails with MUON_ETOOBIG when
- * the frame would exceed `max_frame`, MUON_ENOMEM when out of memory.
+ * the frame would exceed `max_frame` (`out` unchanged), MUON_ENOMEM when
+ * out of memory.
  */
 int muoni_disc_pack(struct muoni_disc_buf *out, const Muon__Disc__Message *m,
 		    const uint8_t *key, const uint8_t *nonce, size_t max_frame);
+
+/* The MAC's fixed prefix (key, label, nonce) hashed once per connection:
+ * a sender to one peer copies it per message instead of rehashing. */
+struct muoni_disc_mac {
+	crypto_auth_hmacsha256_state st;
+};
+
+void muoni_disc_mac_init(struct muoni_disc_mac *mac, const uint8_t *key,
+			 const uint8_t *nonce);
+void muoni_disc_mac_wipe(struct muoni_disc_mac *mac);
+
+/* muoni_disc_pack with a prepared MAC state (NULL: no MAC). */
+int muoni_disc_pack_mac(struct muoni_disc_buf *out,
+			const Muon__Disc__Message *m,
+			const struct muoni_disc_mac *mac, size_t max_frame);
 
 /*
  * The next complete frame in `in`, if any: 1 and (*frame, *len) pointing
