@@ -482,21 +482,31 @@ struct topic_rows {
 	bool oom;
 };
 
+/* Room for one more row in a growing array; false when out of memory. */
+static bool rows_room(void **rows, size_t n, size_t *cap, size_t size)
+{
+	size_t nc;
+	void *p;
+
+	if (n < *cap)
+		return true;
+	nc = *cap ? *cap * 2 : 64;
+	p = realloc(*rows, nc * size);
+	if (!p)
+		return false;
+	*rows = p;
+	*cap = nc;
+	return true;
+}
+
 static void collect_topic(void *arg, const char *topic, uint32_t pubs,
 			  uint32_t watchers)
 {
 	struct topic_rows *r = arg;
 
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 64;
-		void *p = realloc(r->rows, cap * sizeof(*r->rows));
-
-		if (!p) {
-			r->oom = true;
-			return;
-		}
-		r->rows = p;
-		r->cap = cap;
+	if (!rows_room((void **)&r->rows, r->n, &r->cap, sizeof(*r->rows))) {
+		r->oom = true;
+		return;
 	}
 	muon__disc__topic_info__init(&r->rows[r->n]);
 	r->rows[r->n].topic = (char *)topic;
@@ -516,16 +526,9 @@ static void collect_watch(void *arg, const struct muond_client *cl,
 {
 	struct watch_rows *r = arg;
 
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 64;
-		void *p = realloc(r->rows, cap * sizeof(*r->rows));
-
-		if (!p) {
-			r->oom = true;
-			return;
-		}
-		r->rows = p;
-		r->cap = cap;
+	if (!rows_room((void **)&r->rows, r->n, &r->cap, sizeof(*r->rows))) {
+		r->oom = true;
+		return;
 	}
 	muon__disc__watcher_info__init(&r->rows[r->n]);
 	r->rows[r->n].client = (char *)cl->label;

@@ -1225,6 +1225,30 @@ static void pump_while_publishing(child_t *pub, double secs)
 	}
 }
 
+/* The publisher of the disc_* scenarios: n messages of 0..1024 bytes at
+ * 2 MB/s for one subscriber, a send log that holds them all (a late
+ * joiner starting at the earliest gets everything). */
+static child_t *disc_paced_pub(uint64_t n)
+{
+	args_t a = {0};
+	child_t *pub;
+
+	pub_args(&a, "pub");
+	arg(&a, "--count");
+	arg(&a, "%" PRIu64, n);
+	arg(&a, "--max-size");
+	arg(&a, "1024");
+	arg(&a, "--rate-mbps");
+	arg(&a, "2");
+	arg(&a, "--send-log-size");
+	arg(&a, "32M");
+	arg(&a, "--subscribers");
+	arg(&a, "1");
+	pub = spawn("pub", 1, &a);
+	WAIT_UNTIL(pub->listening, 30, "pub to listen (LISTEN line)");
+	return pub;
+}
+
 /* A paced stream (about 5 s) from one publisher found through discovery
  * to sub1; during it something happens to the daemons (what = 0: daemon
  * 0 killed and restarted on its port; what = 1: daemon 0 killed for good
@@ -1244,19 +1268,7 @@ static void disc_stream(int what)
 	need_daemons(what == 0 ? 1 : 2);
 	note("%s: %" PRIu64 " messages of 0..1024 bytes at 2 MB/s; "
 	     "lease %d ms", D.scenario, n, ITEST_LEASE_MS);
-	pub_args(&a, "pub");
-	arg(&a, "--count");
-	arg(&a, "%" PRIu64, n);
-	arg(&a, "--max-size");
-	arg(&a, "1024");
-	arg(&a, "--rate-mbps");
-	arg(&a, "2");
-	arg(&a, "--send-log-size");
-	arg(&a, "32M");
-	arg(&a, "--subscribers");
-	arg(&a, "1");
-	pub = spawn("pub", 1, &a);
-	WAIT_UNTIL(pub->listening, 30, "pub to listen (LISTEN line)");
+	pub = disc_paced_pub(n);
 	sub_args(&a, "sub1", &pub, 1);
 	arg(&a, "--max-size");
 	arg(&a, "1024");
@@ -1352,17 +1364,7 @@ static void sc_disc_kill_pub(void)
 	need_daemons(1);
 	if (!D.muonctl)
 		fail("disc_kill_pub needs --muonctl PATH or MUON_ITEST_MUONCTL");
-	pub_args(&a, "pub");
-	arg(&a, "--count");
-	arg(&a, "%" PRIu64, n);
-	arg(&a, "--max-size");
-	arg(&a, "1024");
-	arg(&a, "--rate-mbps");
-	arg(&a, "2");
-	arg(&a, "--subscribers");
-	arg(&a, "1");
-	pub = spawn("pub", 1, &a);
-	WAIT_UNTIL(pub->listening, 30, "pub to listen (LISTEN line)");
+	pub = disc_paced_pub(n);
 	sub_args(&a, "sub", &pub, 1);
 	arg(&a, "--max-size");
 	arg(&a, "1024");
