@@ -164,6 +164,18 @@ static bool ep_is_wildcard(const struct muoni_endpoint *ep)
  * address this host has on the connection to the daemon (the daemon's
  * clients reach us the way the daemon does).
  */
+
+/* An endpoint that does not fit is left out rather than registered cut
+ * short, which would send subscribers to a wrong address. */
+static void adv_add(struct disc_daemon *d, const char *fmt, const char *host,
+		    unsigned port)
+{
+	int n = snprintf(d->adv[d->n_adv], MUONI_EP_TEXT, fmt, host, port);
+
+	if (n > 0 && n < MUONI_EP_TEXT)
+		d->n_adv++;
+}
+
 static void d_build_adv(struct disc_daemon *d)
 {
 	struct muon_ctx *ctx = d->disc->ctx;
@@ -195,18 +207,16 @@ static void d_build_adv(struct disc_daemon *d)
 
 			for (k = 0; k < na && d->n_adv < MUONI_DISC_MAX_ENDPOINTS;
 			     k++)
-				snprintf(d->adv[d->n_adv++], MUONI_EP_TEXT,
-					 strchr(addrs[k], ':') ? "verbs://[%s]:%u"
-							       : "verbs://%s:%u",
-					 addrs[k], ep.port);
+				adv_add(d, strchr(addrs[k], ':')
+						   ? "verbs://[%s]:%u"
+						   : "verbs://%s:%u",
+					addrs[k], ep.port);
 		} else if (ep.kind == MUONI_EP_TCP && ep_is_wildcard(&ep))
-			snprintf(d->adv[d->n_adv++], MUONI_EP_TEXT,
-				 strchr(d->local_host, ':') ? "tcp://[%s]:%u"
-							    : "tcp://%s:%u",
-				 d->local_host, ep.port);
+			adv_add(d, strchr(d->local_host, ':') ? "tcp://[%s]:%u"
+							      : "tcp://%s:%u",
+				d->local_host, ep.port);
 		else
-			snprintf(d->adv[d->n_adv++], MUONI_EP_TEXT, "%s",
-				 ep.text);
+			adv_add(d, "%s", ep.text, 0);
 	}
 }
 
