@@ -392,9 +392,13 @@ static int check_sizes(const muon_ctx_config_t *c, const struct env_src *src)
 
 static int check_sizes_(const muon_ctx_config_t *c)
 {
-	if (!is_pow2(c->ring_size) || c->ring_size < 64 * 1024)
+	/* The top matches what a shm publisher agrees to map (and what
+	 * verbs allows), so a ring is never refused only at connect time,
+	 * where it would show up as endless reconnects. */
+	if (!is_pow2(c->ring_size) || c->ring_size < 64 * 1024 ||
+	    c->ring_size > 256u * 1024 * 1024)
 		return MUONI_ERR(MUON_ECONFIG, "ring_size %u: want a power of "
-				 "two of at least 64 KiB", c->ring_size);
+				 "two from 64 KiB to 256 MiB", c->ring_size);
 	if (!is_pow2(c->send_log_size) || c->send_log_size < 4096)
 		return MUONI_ERR(MUON_ECONFIG, "send_log_size %u: want a power "
 				 "of two of at least 4 KiB", c->send_log_size);

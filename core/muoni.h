@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/frame.h"
+#include "core/muoni_prefetch.h"
 #include "core/sendlog.h"
 #include "transport/transport.h"
 

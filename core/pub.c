@@ -301,7 +301,8 @@ static inline int pub_admit(struct muon_pub *p, size_t len)
 		if (rc)
 			return rc;
 	}
-	p->bp_reported = false;
+	if (MUONI_UNLIKELY(p->bp_reported))
+		p->bp_reported = false;
 	return 0;
 }
 
@@ -319,6 +320,8 @@ static inline int64_t pub_send(struct muon_pub *p, uint32_t len)
 	for (i = p->n_senders; i-- > 0;) {
 		struct muoni_sender *s = p->senders[i];
 
+		/* A flag on the sender, not an index: a failing push
+		 * removes its sender and moves another into its slot. */
 		if (s->direct) {
 			s->direct = false;
 			s->pos = p->log.head;

@@ -64,8 +64,8 @@ static void sendlog_evict(struct muoni_sendlog *log, uint64_t limit)
 	}
 }
 
-struct muoni_frame_hdr *muoni_sendlog_reserve(struct muoni_sendlog *log,
-					      uint32_t len)
+struct muoni_frame_hdr *muoni_sendlog_reserve_slow(struct muoni_sendlog *log,
+						   uint32_t len)
 {
 	uint64_t flen = muoni_align8(MUONI_FRAME_HDR_LEN + len);
 	uint64_t off = log->head & log->mask;
@@ -85,28 +85,6 @@ struct muoni_frame_hdr *muoni_sendlog_reserve(struct muoni_sendlog *log,
 		off = 0;
 	}
 	return (struct muoni_frame_hdr *)(log->buf + off);
-}
-
-uint64_t muoni_sendlog_commit(struct muoni_sendlog *log, uint32_t len)
-{
-	struct muoni_frame_hdr *h = (void *)(log->buf + (log->head & log->mask));
-	uint32_t flen = MUONI_FRAME_HDR_LEN + len;
-	uint64_t seq = log->next_seq++;
-
-	muoni_frame_hdr_init(h, MUONI_FT_DATA, flen, log->stream_id, seq);
-	/* Zero the alignment tail: it is sent as-is to every subscriber. */
-	if (flen & (MUONI_FRAME_ALIGN - 1))
-		memset((uint8_t *)h + flen, 0, muoni_align8(flen) - flen);
-	if (log->tail == log->head)
-		log->tail_seq = seq;
-	log->head += muoni_align8(flen);
-	/* Pull the next lines in for writing now, while the subscriber works:
-	 * on x86 a store miss here would hold back the ring's commit store,
-	 * which must become visible after it. The same lines hold the oldest
-	 * frames that the next reserve evicts. */
-	__builtin_prefetch(log->buf + ((log->head + 64) & log->mask), 1, 3);
-	__builtin_prefetch(log->buf + ((log->head + 128) & log->mask), 1, 3);
-	return seq;
 }
 
 uint64_t muoni_sendlog_find(const struct muoni_sendlog *log, uint64_t seq)

@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <string.h>
+
 #include "core/frame.h"
+#include "core/muoni_prefetch.h"
 
 #define MUONI_SENDLOG_SLACK 4096u
 
@@ -51,12 +54,66 @@ static inline uint64_t muoni_sendlog_need(const struct muoni_sendlog *log,
  * (payload follows). The caller has already checked that no cursor still
  * needs the evicted bytes. Does not advance head past the frame itself.
  */
-struct muoni_frame_hdr *muoni_sendlog_reserve(struct muoni_sendlog *log,
-					      uint32_t len);
+struct muoni_frame_hdr *muoni_sendlog_reserve_slow(struct muoni_sendlog *log,
+						   uint32_t len);
+
+/* Far enough ahead that the line has arrived when the store comes. */
+#define MUONI_SENDLOG_PREFETCH 512
+
+/*
+ * Inline because publish runs them per message: each call would push
+ * registers, and on x86 every store, pushes included, queues behind the
+ * one to the subscriber's ring that may be waiting for its cache line.
+ */
+static inline struct muoni_frame_hdr *
+muoni_sendlog_reserve(struct muoni_sendlog *log, uint32_t len)
+{
+	uint64_t flen = muoni_align8(MUONI_FRAME_HDR_LEN + len);
+	uint64_t off = log->head & log->mask;
+
+	if (__builtin_expect(off + flen > log->cap, 0))
+		return muoni_sendlog_reserve_slow(log, len);
+	/* Evict the one frame the new one overwrites, in the steady state of
+	 * a full log with frames of one size; anything else is slow. */
+	if (log->head + flen > log->tail + log->cap) {
+		const struct muoni_frame_hdr *t =
+			(const void *)(log->buf + (log->tail & log->mask));
+		uint64_t tlen = muoni_align8(t->len);
+
+		if (__builtin_expect(t->type != MUONI_FT_DATA ||
+				     log->head + flen > log->tail + tlen +
+							log->cap, 0))
+			return muoni_sendlog_reserve_slow(log, len);
+		log->tail_seq = t->seq + 1;
+		log->tail += tlen;
+	}
+	return (struct muoni_frame_hdr *)(log->buf + off);
+}
 
 /* Finish the frame reserved at head with `len` payload bytes; returns its
  * sequence number and advances head. */
-uint64_t muoni_sendlog_commit(struct muoni_sendlog *log, uint32_t len);
+static inline uint64_t muoni_sendlog_commit(struct muoni_sendlog *log,
+					    uint32_t len)
+{
+	struct muoni_frame_hdr *h = (void *)(log->buf + (log->head & log->mask));
+	uint32_t flen = MUONI_FRAME_HDR_LEN + len;
+	uint64_t seq = log->next_seq++;
+
+	muoni_frame_hdr_init(h, MUONI_FT_DATA, flen, log->stream_id, seq);
+	/* Zero the alignment tail: it is sent as-is to every subscriber. */
+	if (flen & (MUONI_FRAME_ALIGN - 1))
+		memset((uint8_t *)h + flen, 0, muoni_align8(flen) - flen);
+	if (log->tail == log->head)
+		log->tail_seq = seq;
+	log->head += muoni_align8(flen);
+	/* Own the next lines before the stores come: on x86 a store miss here
+	 * would hold back the ring's commit store, which must become visible
+	 * after it. The same lines hold the oldest frames that the next
+	 * reserve evicts. */
+	MUONI_PREFETCH_W(log->buf + ((log->head + MUONI_SENDLOG_PREFETCH) &
+				     log->mask));
+	return seq;
+}
 
 /*
  * Oldest sequence still in the log (next_seq if empty). Replay from any

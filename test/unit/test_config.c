@@ -451,6 +451,9 @@ static void test_resolve_rejects(void **state)
 	c.max_msg_size = 1024;
 	expect_resolve_fail(&c, MUON_ECONFIG, "ring_size", "ring < 64K");
 	base(&c);
+	c.ring_size = 512u << 20; /* more than a shm publisher maps */
+	expect_resolve_fail(&c, MUON_ECONFIG, "ring_size", "ring > 256M");
+	base(&c);
 	c.ring_size = 0;
 	expect_resolve_fail(&c, MUON_ECONFIG, "ring_size", "ring 0");
 	base(&c);

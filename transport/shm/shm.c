@@ -608,6 +608,10 @@ static void shm_destroy(struct muoni_conn *c)
 	free(sc);
 }
 
+#ifndef MUONI_SHM_PREFETCH
+#define MUONI_SHM_PREFETCH 1024
+#endif
+
 static inline _Atomic uint64_t *commit_word(uint8_t *p)
 {
 	return (_Atomic uint64_t *)(void *)p;
@@ -688,6 +692,11 @@ static inline int ring_put(struct shm_conn *sc, const struct muoni_frame_hdr *hd
 		off = 0;
 	}
 	dst = r->ring + off;
+	/* Own the lines ahead before we need them: a subscriber read each
+	 * one a lap ago, and a store that waits for the line holds back
+	 * every store behind it, the commit word included. Far enough
+	 * ahead not to touch the line a caught-up subscriber polls. */
+	MUONI_PREFETCH_W(r->ring + ((wpos + MUONI_SHM_PREFETCH) & r->mask));
 	__builtin_memcpy(dst + 8, (const uint8_t *)hdr + 8,
 			 MUONI_FRAME_HDR_LEN - 8);
 	copy_msg(dst + MUONI_FRAME_HDR_LEN, payload, plen);

@@ -168,7 +168,7 @@ typedef struct muon_ctx_config {
 				     device reaches it, shm on this host, tcp
 				     otherwise; a name forces that transport */
 	uint32_t ring_size;     /**< receive ring bytes per connection, power of
-				     two, default 8 MiB */
+				     two from 64 KiB to 256 MiB, default 8 MiB */
 	uint32_t send_log_size; /**< default send log bytes per publication,
 				     power of two, default 8 MiB */
 	uint32_t max_msg_size;  /**< largest payload, default 64 KiB; must be at
