@@ -9,6 +9,8 @@
 #   consumer-cmake      test/install built against that prefix through
 #                       find_package(muon), shared and static, and run
 #   consumer-pkgconfig  test/install/main.c built with a pkg-config line, run
+#   release-build       ./build-release, Release (-O3): compiles only, for
+#                       the warnings (-Werror) that only optimisation finds
 #   asan-build          ./build-asan, Debug, -DMUON_SANITIZE=ON (ASan+UBSan)
 #   asan-ctest          the same tests under the sanitizers, with
 #                       MUON_ITEST_SCALE=50 (integration tests divide their
@@ -121,6 +123,8 @@ else
 		skip "$s" "build failed"
 	done
 fi
+
+stage release-build build "$root/build-release" Release
 
 if stage asan-build build "$root/build-asan" Debug -DMUON_SANITIZE=ON; then
 	MUON_ITEST_SCALE=50 stage asan-ctest run_ctest "$root/build-asan" -LE '^rdma$'
