@@ -7,6 +7,7 @@
 #define MUON_BENCH_H
 
 #include <sched.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -22,23 +23,87 @@
 
 enum bench_transport { BENCH_SHM, BENCH_TCP, BENCH_VERBS };
 
+enum bench_mode {
+	BENCH_PINGPONG,   /* one message in flight: round trip (and half) */
+	BENCH_THROUGHPUT, /* one publisher to one subscriber, max or --rate */
+	BENCH_FANOUT,     /* one publisher to --subs subscribers */
+	BENCH_STREAMS,    /* --pubs publications over --topics topics */
+};
+
+/* Where the sides of a run live. */
+enum bench_layout {
+	BENCH_LAYOUT_PROCESS, /* one process per side, forked (default) */
+	BENCH_LAYOUT_THREAD,  /* one thread per side in this process */
+};
+
+/* Two hosts: each runs one side and finds the other through discovery. */
+enum bench_role { BENCH_ROLE_BOTH, BENCH_ROLE_PUB, BENCH_ROLE_SUB };
+
+#define BENCH_MAX_SIZES 64
+#define BENCH_MAX_CPUS 256
+#define BENCH_MAX_SUBS 64
+#define BENCH_MAX_PUBS 1024
+
 /* Where the verbs runs listen when neither --addr nor MUON_RDMA_ADDR says:
  * the Soft-RoCE address of the test VM (docs/rdma-vm.md). */
 #define BENCH_VERBS_ADDR "192.0.2.1"
 
 struct bench_opts {
+	enum bench_mode mode;
 	enum bench_transport transport;
-	size_t size;
-	uint64_t count;
-	uint64_t warmup;
-	int raw;       /* also run the bare baseline */
-	int raw_only;  /* run only the baseline (hidden; works without muon) */
+	enum bench_layout layout;
+	enum bench_role role;
+	size_t sizes[BENCH_MAX_SIZES]; /* --size list or sweep, in order */
+	unsigned n_sizes;
+	size_t size;       /* the size being measured now (set per run) */
+	uint64_t count;    /* timed messages (round trips) per size; 0 when
+			      --duration is given */
+	uint64_t duration_ns; /* timed part per size when count == 0 */
+	uint64_t warmup;   /* untimed messages before them */
+	uint64_t rate;     /* offered messages/s per publisher; 0 = as fast
+			      as possible */
+	unsigned burst;    /* messages sent back to back per send slot */
+	unsigned subs;     /* fanout: subscribers (default 4) */
+	unsigned pubs;     /* streams: publications (default 16) */
+	unsigned topics;   /* streams: topics (default 4), pubs spread over */
+	int raw;           /* also run the bare baseline */
+	int raw_only;      /* run only the baseline (hidden; works without
+			      muon) */
 	int json;
-	int ping_cpu;  /* -1: not pinned */
+	int csv;
+	const char *hgrm;  /* prefix of HdrHistogram percentile files, or
+			      NULL */
+	const char *png;   /* percentile plot, or NULL */
+	int progress;      /* progress lines on stderr (a terminal) */
+	int cpus[BENCH_MAX_CPUS]; /* --cpu list: side i runs on cpus[i % n] */
+	unsigned n_cpus;   /* 0: not pinned */
+	int ping_cpu;      /* pingpong: cpus[0] / cpus[1], -1: not pinned */
 	int pong_cpu;
-	int shared_cpu; /* both sides may run on one CPU: spin loops yield */
-	const char *addr; /* verbs: local address of the RDMA device */
+	int shared_cpu;    /* some busy sides share a CPU: spin loops yield */
+	const char *addr;  /* verbs: local address of the RDMA device */
+	const char *discovery;   /* --role: daemons to find the peer with */
+	const char *secret_file; /* --role: cluster secret, or NULL */
+	const char *run_id;      /* --role: names the topics, so several runs
+				    can share daemons; both hosts give the
+				    same one */
 };
+
+/* The CPU that side number `i` (0 = publisher or ping) is pinned to, or -1. */
+static inline int bench_cpu_of(const struct bench_opts *o, unsigned i)
+{
+	return o->n_cpus ? o->cpus[i % o->n_cpus] : -1;
+}
+
+static inline const char *bench_mode_name(enum bench_mode m)
+{
+	switch (m) {
+	case BENCH_PINGPONG: return "pingpong";
+	case BENCH_THROUGHPUT: return "throughput";
+	case BENCH_FANOUT: return "fanout";
+	case BENCH_STREAMS: return "streams";
+	}
+	return "?";
+}
 
 static inline const char *bench_transport_name(enum bench_transport t)
 {
@@ -159,32 +224,171 @@ static inline int bench_spin_check(struct bench_spin *s)
 int bench_pipe_try_read(int fd, void *buf, size_t len);
 int bench_pipe_write(int fd, const void *buf, size_t len);
 
-/* -------------------------------------------------------------- results */
+/* ------------------------------------------------------------ histogram */
 
-struct bench_stats {
-	uint64_t min, p50, p90, p99, p999, max;
+/*
+ * A log-linear histogram of nanosecond values in the manner of
+ * HdrHistogram: values up to `highest` are kept with 3 significant decimal
+ * digits (relative error under 0.1 %), in a fixed array allocated once, so
+ * recording is one index computation and one increment: no allocation, no
+ * system call. Values above `highest` are clamped to it and counted in
+ * `clamped`.
+ */
+struct bench_hist {
+	uint64_t *counts;
+	uint32_t n_counts;
+	uint32_t sub_bucket_count;   /* 2048 for 3 significant digits */
+	uint32_t sub_bucket_half_count_mag;
+	uint32_t sub_bucket_half_count;
+	uint64_t sub_bucket_mask;
+	uint32_t unit_mag;           /* 0: resolution 1 ns */
+	uint64_t highest;
+	uint64_t total;
+	uint64_t min, max;           /* exact */
+	uint64_t clamped;
+	double sum;                  /* for the mean */
+	double sum_sq;               /* for the standard deviation */
 };
 
-/* Sorts `samples` in place. */
-void bench_stats_compute(uint64_t *samples, size_t n, struct bench_stats *st);
+/* highest: the largest value to keep exactly (e.g. 60 s in ns). 0 or -1. */
+int bench_hist_init(struct bench_hist *h, uint64_t highest);
+void bench_hist_fini(struct bench_hist *h);  /* NULL-safe */
+void bench_hist_reset(struct bench_hist *h);
+void bench_hist_record(struct bench_hist *h, uint64_t v);
+void bench_hist_record_n(struct bench_hist *h, uint64_t v, uint64_t n);
+/* dst += src; both made with the same `highest`. */
+void bench_hist_add(struct bench_hist *dst, const struct bench_hist *src);
+/* The value at percentile p (0..100): the lowest recorded value that at
+ * least p percent of values are at or below, reported as the highest value
+ * equivalent to its bucket (as HdrHistogram does). 0 when empty. */
+uint64_t bench_hist_percentile(const struct bench_hist *h, double p);
+double bench_hist_mean(const struct bench_hist *h);
+double bench_hist_stddev(const struct bench_hist *h);
+/*
+ * Write the percentile distribution in HdrHistogram's text format (the
+ * .hgrm that its plotter and HistogramLogAnalyzer read): columns Value,
+ * Percentile, TotalCount, 1/(1-Percentile), `ticks` steps per halving
+ * distance (5 as HdrHistogram's default), values divided by `scale` (1000
+ * for microseconds), then the Mean/StdDeviation/Max/Total count footer.
+ */
+int bench_hist_write_hgrm(const struct bench_hist *h, FILE *f,
+			  unsigned ticks, double scale);
 
-void bench_print_table(const struct bench_opts *o,
-		       const struct bench_stats *muon,
-		       const struct bench_stats *raw);
-void bench_print_json(const struct bench_opts *o,
-		      const struct bench_stats *muon,
-		      const struct bench_stats *raw);
+/* -------------------------------------------------------------- results */
+
+/* What the latency of a result measures. */
+enum bench_lat_kind {
+	BENCH_LAT_NONE,    /* throughput only (e.g. clocks of two hosts) */
+	BENCH_LAT_RTT,     /* round trip */
+	BENCH_LAT_HALF,    /* round trip / 2 */
+	BENCH_LAT_ONEWAY,  /* intended send time to delivery, same clock */
+};
+
+/* One measured series: a row of the table. */
+struct bench_result {
+	char impl[24];        /* "muon", "raw-shm", "raw-tcp", "raw-verbs" */
+	char series[24];      /* "rtt", "half", "sub", "sub3", "first",
+				 "last", "all", ... */
+	enum bench_mode mode;
+	enum bench_transport transport;
+	size_t size;          /* payload bytes */
+	uint64_t messages;    /* delivered in the timed part */
+	uint64_t lost;        /* expected but not delivered (must be 0) */
+	uint64_t seconds_ns;  /* length of the timed part */
+	enum bench_lat_kind lat;
+	struct bench_hist hist; /* empty when lat == BENCH_LAT_NONE */
+};
+
+/* All results of one invocation, printed together at the end. */
+struct bench_report {
+	struct bench_result *r;
+	size_t n, cap;
+	char (*warnings)[256];
+	size_t n_warnings, cap_warnings;
+};
+
+/* Moves `res` (and its histogram) into the report; `res` is left empty. */
+int bench_report_add(struct bench_report *rep, struct bench_result *res);
+void bench_report_fini(struct bench_report *rep);
+/*
+ * Record a warning: printed on stderr now and again under the table (and
+ * in the JSON "warnings" array), so that it is not scrolled away.
+ */
+void bench_warn(struct bench_report *rep, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Table (default), --json or --csv on stdout; then --hgrm and --png files.
+ * 0, or -1 after saying why a file could not be written. */
+int bench_report_print(const struct bench_opts *o, struct bench_report *rep);
+
+/* Warnings about the conditions of a run, before it starts. */
+void bench_check_clock(struct bench_report *rep);
+/* Also -1 (and a message) when a pinned side's CPU is not one this process
+ * may run on: the caller exits 1. */
+int bench_check_cpus(const struct bench_opts *o, unsigned busy_sides,
+		     struct bench_report *rep);
+
+/*
+ * Progress on stderr, one line rewritten in place, only when stderr is a
+ * terminal and o->progress. Cheap to call per message: it looks at the
+ * clock every 4096 calls and prints at most 4 times a second.
+ */
+struct bench_progress {
+	int on;
+	unsigned n;
+	uint64_t next_ns;
+	uint64_t start_ns;
+	uint64_t total;       /* messages expected, or 0 with end_ns */
+	uint64_t end_ns;      /* --duration end, or 0 */
+	char what[96];
+};
+void bench_progress_start(struct bench_progress *p, const struct bench_opts *o,
+			  const char *what, uint64_t total, uint64_t end_ns);
+void bench_progress_slow(struct bench_progress *p, uint64_t done);
+static inline void bench_progress_tick(struct bench_progress *p, uint64_t done)
+{
+	if (p->on && !(++p->n & 4095))
+		bench_progress_slow(p, done);
+}
+void bench_progress_end(struct bench_progress *p);
 
 /* ------------------------------------------------------------- the runs */
 
 /*
- * Each run forks the pong side, does o->warmup + o->count round trips and
- * leaves the o->count timed round-trip times in `samples` (preallocated).
- * 0 on success, -1 after printing why; no child is left behind either way.
+ * Each run measures o->size for every mode it supports and adds its
+ * results to `rep` (o->count or o->duration_ns timed, after o->warmup).
+ * 0 on success, -1 after printing why; no child process or thread is left
+ * behind either way.
+ *
+ * muon: muon_pingpong.c (pingpong) and muon_flow.c (throughput, fanout,
+ * streams); o->role selects one side of a two-host run.
+ * raw: bare shared memory, TCP and RDMA WRITE_WITH_IMM without muon,
+ * for pingpong and throughput (fanout and streams compare against the
+ * raw throughput and pingpong floors).
  */
-int bench_muon_pingpong(const struct bench_opts *o, uint64_t *samples);
-int bench_raw_shm_pingpong(const struct bench_opts *o, uint64_t *samples);
-int bench_raw_tcp_pingpong(const struct bench_opts *o, uint64_t *samples);
-int bench_raw_verbs_pingpong(const struct bench_opts *o, uint64_t *samples);
+int bench_muon_pingpong(const struct bench_opts *o, struct bench_report *rep);
+int bench_muon_flow(const struct bench_opts *o, struct bench_report *rep);
+int bench_raw_shm_pingpong(const struct bench_opts *o, struct bench_report *rep);
+int bench_raw_tcp_pingpong(const struct bench_opts *o, struct bench_report *rep);
+int bench_raw_verbs_pingpong(const struct bench_opts *o,
+			     struct bench_report *rep);
+int bench_raw_shm_throughput(const struct bench_opts *o,
+			     struct bench_report *rep);
+int bench_raw_tcp_throughput(const struct bench_opts *o,
+			     struct bench_report *rep);
+int bench_raw_verbs_throughput(const struct bench_opts *o,
+			       struct bench_report *rep);
+
+/*
+ * The payload of the one-way modes starts with a bench_stamp (when the
+ * size allows; smaller payloads carry what fits of it): the intended send
+ * time on CLOCK_MONOTONIC (not the actual one: at a fixed rate a late send
+ * counts its lateness, so there is no coordinated omission) and the
+ * message's number in its stream, which the subscriber checks for order
+ * and gaps.
+ */
+struct bench_stamp {
+	uint64_t intended_ns;
+	uint64_t n;
+};
 
 #endif /* MUON_BENCH_H */

@@ -1,12 +1,20 @@
 /*
- * muon-bench: ping-pong through muon. Each side's context listens on its
- * own endpoint and peers to the other's, publishes on its own topic and
- * subscribes to the other's; the ping process (the parent) times each
- * round trip, with one message in flight, both sides busy-polling.
+ * muon-bench: ping-pong through muon. The pong's context listens, the
+ * ping's dials it; each publishes on its own topic and subscribes to the
+ * other's over that one connection; the ping process (the parent) times each
+ * round trip, with one message in flight, both sides busy-polling. After
+ * the last round trip the ping publishes an end marker, a message of
+ * another length, which is how the pong knows the run is over when it is
+ * timed by --duration rather than counted.
+ *
+ * With --role pub or sub each host runs one side (pub: ping, sub: pong),
+ * and the two find each other through the discovery daemons instead of
+ * static peers, on topics named after --run-id.
  *
  * Copyright 2026 The muon authors. Licensed under the Apache License 2.0.
  */
 #include "bench.h"
+#include "raw.h"
 
 #include <muon/muon.h>
 
@@ -22,13 +30,21 @@
 
 #define TOPIC_PING "muon-bench.ping"
 #define TOPIC_PONG "muon-bench.pong"
+#define TOPIC_LEN 300 /* "muon-bench.<run id>.ping"; muon allows 255 */
 #define EP_LEN 128 /* muon_ctx_listen_endpoint() needs at most this */
 #define HELD_LOGS 8
+
+/* How long the sub side of a two-host run waits for the pub side to show
+ * up: long enough to start the other host's half by hand. */
+#define ROLE_WAIT_NS (120ull * 1000000000ull)
+
+/* Two hosts: the connections must have stayed as they are this long
+ * before the round trips start (see cond_both_ways). */
+#define SETTLE_NS (300ull * 1000000ull)
 
 /* What both processes know before fork. */
 struct run {
 	const struct bench_opts *o;
-	char ping_ep[EP_LEN];    /* where the ping listens */
 	char pong_listen[EP_LEN]; /* what the pong asks to listen on */
 };
 
@@ -40,9 +56,16 @@ struct side {
 	muon_pub_t *pub;
 	muon_sub_t *sub;
 	unsigned char *buf; /* outgoing payload, overwritten by the reply */
+	int is_pong;        /* the side that accepts an end marker */
 	int have;           /* a message arrived and was copied to buf */
+	int ended;          /* the pong got the ping's end marker */
 	int bad;            /* something arrived that breaks the ping-pong */
+	uint64_t peer_id;   /* the other side's context, from its messages */
+	int peer_closed;    /* its stream is gone: closed, or down for good */
+	int peer_down;      /* its stream went down on some connection */
 	unsigned events;    /* events other than IMAGE_UP / BACKPRESSURE */
+	unsigned events0;   /* of those, how many came before the run */
+	muon_counters_t c0; /* the counters when the run started */
 	char note[256];     /* why `bad`, or the last such event */
 	int quiet;          /* set-up or tear-down: hold lines below error */
 	unsigned nheld;
@@ -135,6 +158,19 @@ static void on_event(void *arg, const muon_event_t *ev)
 	if (ev->type == MUON_EVENT_IMAGE_UP ||
 	    ev->type == MUON_EVENT_BACKPRESSURE)
 		return;
+	/*
+	 * Only the stream we have heard from counts: with discovery, a
+	 * context of a previous run (another --size) may still come and go.
+	 * And only a close is the end of it: the two contexts dial each
+	 * other, and when muon drops one of the two connections the stream's
+	 * image goes down on it and comes back up on the other.
+	 */
+	if (ev->type == MUON_EVENT_IMAGE_DOWN && s->peer_id &&
+	    ev->publisher_id == s->peer_id) {
+		s->peer_down = 1;
+		if (ev->reason == MUON_DOWN_CLOSED)
+			s->peer_closed = 1;
+	}
 	s->events++;
 	snprintf(s->note, sizeof(s->note), "%s event on '%s': %s",
 		 event_name(ev->type), ev->topic ? ev->topic : "-",
@@ -144,18 +180,34 @@ static void on_event(void *arg, const muon_event_t *ev)
 		s->bad = 1;
 }
 
+/* The end marker differs from every ping in its length alone. */
+static size_t end_len(const struct bench_opts *o)
+{
+	return o->size ? 0 : 1;
+}
+
 /* Copy out, like the raw baseline does, rather than publish from inside
  * the callback, where back-pressure could not be waited out by polling. */
 static void on_msg(void *arg, const muon_msg_t *m)
 {
 	struct side *s = arg;
+	int end = s->is_pong && m->len == end_len(s->o);
 
-	if (m->len != s->o->size || s->have) {
+	if ((m->len != s->o->size && !end) || s->have || s->ended ||
+	    (s->peer_id && m->publisher_id != s->peer_id)) {
 		snprintf(s->note, sizeof(s->note),
 			 "unexpected message on '%s': seq %llu, %zu bytes%s",
 			 m->topic, (unsigned long long)m->seq, m->len,
-			 s->have ? ", while one was pending" : "");
+			 s->have ? ", while one was pending" :
+			 s->ended ? ", after the end marker" :
+			 s->peer_id && m->publisher_id != s->peer_id ?
+			 ", from a second publisher" : "");
 		s->bad = 1;
+		return;
+	}
+	s->peer_id = m->publisher_id;
+	if (end) {
+		s->ended = 1;
 		return;
 	}
 	memcpy(s->buf, m->data, m->len);
@@ -200,7 +252,7 @@ static int side_init(struct side *s, const struct bench_opts *o,
 	s->o = o;
 	s->who = who;
 	quiet_begin(s);
-	s->buf = malloc(o->size);
+	s->buf = malloc(o->size ? o->size : 1);
 	if (!s->buf) {
 		fprintf(stderr, "%s: %s: out of memory\n", BENCH_PROG, who);
 		return -1;
@@ -221,6 +273,10 @@ static int side_open(struct side *s, const char *name, const char *listen,
 	cfg.name = name;
 	cfg.listen = listen;
 	cfg.peers = peers;
+	if (s->o->role != BENCH_ROLE_BOTH) {
+		cfg.discovery = s->o->discovery;
+		cfg.secret_file = s->o->secret_file;
+	}
 	cfg.transport = bench_transport_name(s->o->transport);
 	cfg.ignore_env = 1;
 	cfg.log_level = MUON_LOG_WARN;
@@ -230,8 +286,10 @@ static int side_open(struct side *s, const char *name, const char *listen,
 	rc = muon_ctx_create(&cfg, &s->ctx);
 	if (rc < 0) {
 		muon_fail(s, "muon_ctx_create", rc);
-		fprintf(stderr, "%s: %s: listen %s, peers %s\n", BENCH_PROG,
-			s->who, listen, peers);
+		fprintf(stderr, "%s: %s: listen %s, peers %s, discovery %s\n",
+			BENCH_PROG, s->who, listen ? listen : "(default)",
+			peers ? peers : "-",
+			cfg.discovery ? cfg.discovery : "-");
 		return -1;
 	}
 	rc = muon_pub_create(s->ctx, pub_topic, NULL, &s->pub);
@@ -287,10 +345,10 @@ static void side_free(struct side *s)
 typedef int (*cond_fn)(struct side *s, void *arg);
 
 static int setup_wait(struct side *s, struct bench_child *child, cond_fn cond,
-		      void *arg, const char *what)
+		      void *arg, uint64_t timeout_ns, const char *what)
 {
 	const struct timespec nap = { 0, 50000 };
-	uint64_t deadline = bench_now_ns() + BENCH_TIMEOUT_NS;
+	uint64_t deadline = bench_now_ns() + timeout_ns;
 
 	for (;;) {
 		int r;
@@ -315,8 +373,9 @@ static int setup_wait(struct side *s, struct bench_child *child, cond_fn cond,
 			break;
 		nanosleep(&nap, NULL);
 	}
-	fprintf(stderr, "%s: %s: timed out after 10 s waiting for %s\n",
-		BENCH_PROG, s->who, what);
+	fprintf(stderr, "%s: %s: timed out after %llu s waiting for %s\n",
+		BENCH_PROG, s->who,
+		(unsigned long long)(timeout_ns / 1000000000ull), what);
 	if (s->events)
 		fprintf(stderr, "%s: %s: last event: %s\n", BENCH_PROG, s->who,
 			s->note);
@@ -369,6 +428,50 @@ static int cond_ready(struct side *s, void *arg)
 	return n > 0 && (r->peer_fd < 0 || r->peer_ready);
 }
 
+/*
+ * Two hosts, no pipe: the ping may start once the pong's stream reaches
+ * us and ours reaches the pong (it has a subscriber), so that neither the
+ * first ping nor the first reply falls before a subscription's start; and
+ * once there has been one connection for SETTLE_NS. Both sides subscribe
+ * to the other's topic, so discovery has both dial; muon then closes one
+ * of the two connections and moves the streams to the other, and round
+ * trips in flight across that move were seen to get lost.
+ */
+struct settle {
+	uint64_t connects, disconnects;
+	uint64_t since;     /* when they last changed */
+};
+
+static int cond_both_ways(struct side *s, void *arg)
+{
+	struct settle *st = arg;
+	int images = muon_sub_images(s->sub);
+	int subs = muon_pub_subscribers(s->pub);
+	muon_counters_t c;
+	uint64_t now = bench_now_ns();
+	int rc;
+
+	if (images < 0 || subs < 0) {
+		muon_fail(s, images < 0 ? "muon_sub_images" :
+			  "muon_pub_subscribers", images < 0 ? images : subs);
+		return -1;
+	}
+	c.size = sizeof(c);
+	rc = muon_ctx_counters(s->ctx, &c);
+	if (rc < 0) {
+		muon_fail(s, "muon_ctx_counters", rc);
+		return -1;
+	}
+	if (!st->since || c.connects != st->connects ||
+	    c.disconnects != st->disconnects) {
+		st->connects = c.connects;
+		st->disconnects = c.disconnects;
+		st->since = now;
+	}
+	return images > 0 && subs > 0 && c.connects == c.disconnects + 1 &&
+	       now - st->since >= SETTLE_NS;
+}
+
 /* The ping closes its pipe when it has seen the last pong. */
 static int cond_peer_done(struct side *s, void *arg)
 {
@@ -379,12 +482,19 @@ static int cond_peer_done(struct side *s, void *arg)
 	return bench_pipe_try_read(fd, &c, 1) < 0 ? 1 : 0;
 }
 
+/* Two hosts: the pong closes its context once it has the end marker. */
+static int cond_peer_gone(struct side *s, void *arg)
+{
+	(void)arg;
+	return s->peer_down;
+}
+
 /* ---------------------------------------------------------- hot path */
 
-static int publish_retry(struct side *s, struct bench_spin *spin)
+static int publish_retry(struct side *s, size_t len, struct bench_spin *spin)
 {
 	for (;;) {
-		int64_t rc = muon_publish(s->pub, s->buf, s->o->size);
+		int64_t rc = muon_publish(s->pub, s->buf, len);
 		int prc;
 
 		if (rc >= 0)
@@ -403,14 +513,22 @@ static int publish_retry(struct side *s, struct bench_spin *spin)
 	}
 }
 
+/* 0: a message is in s->buf; 1: the end marker came (pong only); -1. */
 static int wait_msg(struct side *s, struct bench_spin *spin)
 {
-	while (!s->have && !s->bad) {
+	while (!s->have && !s->ended && !s->bad && !s->peer_closed) {
 		int rc = muon_ctx_poll(s->ctx, 0);
 
 		if (rc < 0) {
 			muon_fail(s, "muon_ctx_poll", rc);
 			return -1;
+		}
+		/* Down on one connection may be up on another; down on all
+		 * is gone: no need to sit out the timeout. */
+		if (s->peer_down) {
+			s->peer_down = 0;
+			if (muon_sub_images(s->sub) == 0)
+				s->peer_closed = 1;
 		}
 		if (bench_spin_check(spin) != 0) {
 			if (s->events)
@@ -423,50 +541,86 @@ static int wait_msg(struct side *s, struct bench_spin *spin)
 		report_bad(s);
 		return -1;
 	}
-	s->have = 0;
-	return 0;
+	if (s->have) {
+		s->have = 0;
+		return 0;
+	}
+	if (s->ended)
+		return 1;
+	fprintf(stderr, "%s: %s: the other side's stream went down in the "
+		"middle of the run (%s)\n", BENCH_PROG, s->who, s->note);
+	return -1;
 }
 
-static int pong_loop(struct side *s)
+/* Answers pings until the end marker: returns how many, or -1. */
+static int64_t pong_loop(struct side *s)
 {
-	uint64_t total = s->o->warmup + s->o->count;
 	struct bench_spin spin = { .yield = s->o->shared_cpu, .who = "pong" };
+	int64_t n = 0;
 
-	for (uint64_t i = 0; i < total; i++) {
+	for (;;) {
+		int r;
+
 		bench_spin_start(&spin, "the next ping");
-		if (wait_msg(s, &spin) != 0 || publish_retry(s, &spin) != 0)
+		r = wait_msg(s, &spin);
+		if (r < 0)
 			return -1;
+		if (r > 0)
+			return n;
+		if (publish_retry(s, s->o->size, &spin) != 0)
+			return -1;
+		n++;
 	}
-	return 0;
 }
 
 static int ping_loop(struct side *s, struct bench_child *child,
-		     uint64_t *samples)
+		     struct bench_pp *pp)
 {
 	const struct bench_opts *o = s->o;
-	uint64_t total = o->warmup + o->count;
 	struct bench_spin spin = { .yield = o->shared_cpu, .child = child,
 				   .who = "ping" };
+	uint64_t t0, t1;
 
-	for (uint64_t i = 0; i < total; i++) {
-		uint64_t t0, t1, got;
+	do {
+		uint64_t got;
 
-		bench_put_counter(s->buf, o->size, i);
+		bench_put_counter(s->buf, o->size, pp->i);
 		bench_spin_start(&spin, "the pong's reply");
 		t0 = bench_now_ns();
-		if (publish_retry(s, &spin) != 0 || wait_msg(s, &spin) != 0)
+		if (publish_retry(s, o->size, &spin) != 0 ||
+		    wait_msg(s, &spin) != 0)
 			return -1;
 		t1 = bench_now_ns();
 		got = bench_get_counter(s->buf, o->size);
-		if (got != bench_counter_mask(i, o->size)) {
+		if (got != bench_counter_mask(pp->i, o->size)) {
 			fprintf(stderr, "%s: ping: round trip %llu came back "
 				"with counter %llu\n", BENCH_PROG,
-				(unsigned long long)i, (unsigned long long)got);
+				(unsigned long long)pp->i,
+				(unsigned long long)got);
 			return -1;
 		}
-		if (i >= o->warmup)
-			samples[i - o->warmup] = t1 - t0;
+	} while (bench_pp_next(pp, t0, t1));
+	/* The pong does not count: it answers until this. */
+	bench_spin_start(&spin, "room for the end marker");
+	return publish_retry(s, end_len(o), &spin);
+}
+
+/*
+ * The counters and events when the timed loop starts: set-up has its own
+ * (with discovery both contexts dial, and muon closes one of the two
+ * connections), which do not concern the figures.
+ */
+static int mark_counters(struct side *s)
+{
+	int rc;
+
+	s->c0.size = sizeof(s->c0);
+	rc = muon_ctx_counters(s->ctx, &s->c0);
+	if (rc < 0) {
+		muon_fail(s, "muon_ctx_counters", rc);
+		return -1;
 	}
+	s->events0 = s->events;
 	return 0;
 }
 
@@ -474,6 +628,8 @@ static int ping_loop(struct side *s, struct bench_child *child,
 static void report_counters(const struct side *s)
 {
 	muon_counters_t c;
+	unsigned long long bp, losses, disc;
+	unsigned events = s->events - s->events0;
 	int rc;
 
 	c.size = sizeof(c);
@@ -482,13 +638,15 @@ static void report_counters(const struct side *s)
 		muon_fail(s, "muon_ctx_counters", rc);
 		return;
 	}
-	if (c.backpressure || c.losses || c.disconnects || s->events)
-		fprintf(stderr, "%s: note: ping saw %llu back-pressure, %llu "
-			"loss events, %llu disconnects, %u other events\n",
-			BENCH_PROG, (unsigned long long)c.backpressure,
-			(unsigned long long)c.losses,
-			(unsigned long long)c.disconnects, s->events);
-	if (s->events)
+	bp = c.backpressure - s->c0.backpressure;
+	losses = c.losses - s->c0.losses;
+	disc = c.disconnects - s->c0.disconnects;
+	if (bp || losses || disc || events)
+		fprintf(stderr, "%s: note: during the run the ping saw %llu "
+			"back-pressure, %llu loss events, %llu disconnects, "
+			"%u other events\n", BENCH_PROG, bp, losses, disc,
+			events);
+	if (events)
 		fprintf(stderr, "%s: note: the last of those events: %s\n",
 			BENCH_PROG, s->note);
 }
@@ -505,7 +663,8 @@ static int pong_main(void *arg, int rd, int wr)
 
 	if (side_init(&s, run->o, "pong") != 0)
 		return 1;
-	if (side_open(&s, "muon-bench-pong", run->pong_listen, run->ping_ep,
+	s.is_pong = 1;
+	if (side_open(&s, "muon-bench-pong", run->pong_listen, NULL,
 		      TOPIC_PONG, TOPIC_PING) != 0)
 		goto free_side;
 	rc = muon_ctx_listen_endpoint(s.ctx, 0, ep, sizeof(ep));
@@ -515,16 +674,17 @@ static int pong_main(void *arg, int rd, int wr)
 	}
 	if (bench_pipe_write(wr, ep, sizeof(ep)) != 0)
 		goto free_side;
-	if (setup_wait(&s, NULL, cond_ready, &ready,
+	if (setup_wait(&s, NULL, cond_ready, &ready, BENCH_TIMEOUT_NS,
 		       "an image of '" TOPIC_PING "'") != 0)
 		goto free_side;
 	quiet_end(&s, 0);
-	if (bench_pipe_write(wr, "R", 1) != 0 || pong_loop(&s) != 0)
+	if (bench_pipe_write(wr, "R", 1) != 0 || pong_loop(&s) < 0)
 		goto free_side;
 	/* Keep polling until the ping has its last reply: leaving earlier
 	 * could cut off data still on its way. */
 	quiet_begin(&s);
-	if (setup_wait(&s, NULL, cond_peer_done, &rd, "the ping to finish"))
+	if (setup_wait(&s, NULL, cond_peer_done, &rd, BENCH_TIMEOUT_NS,
+		       "the ping to finish"))
 		goto free_side;
 	side_close(&s);
 	quiet_end(&s, 0);
@@ -536,32 +696,28 @@ free_side:
 	return 1;
 }
 
-/* A free TCP port on `sa` (whose port is 0), in host order. */
-static int probe_tcp_port(struct sockaddr *sa, socklen_t sa_len,
-			  const char *addr, uint16_t *port)
+/*
+ * Is `sa` an address of this host? Binding a TCP socket to it says so
+ * before any RDMA state exists that the pong process would inherit, and
+ * says it more plainly than a failed listen inside muon.
+ */
+static int check_local_addr(struct sockaddr *sa, socklen_t sa_len,
+			    const char *addr)
 {
-	struct sockaddr_storage got;
-	socklen_t len = sizeof(got);
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int rc = -1;
 
 	if (fd < 0)
 		goto fail;
-	if (bind(fd, sa, sa_len) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&got, &len) != 0)
-		goto close_fd;
-	*port = ntohs(got.ss_family == AF_INET6 ?
-		      ((struct sockaddr_in6 *)&got)->sin6_port :
-		      ((struct sockaddr_in *)&got)->sin_port);
-	rc = 0;
-close_fd:
+	if (bind(fd, sa, sa_len) == 0)
+		rc = 0;
 	close(fd);
 fail:
 	if (rc != 0) {
 		int e = errno;
 
-		fprintf(stderr, "%s: cannot find a free TCP port on %s: %s\n",
-			BENCH_PROG, addr, strerror(e));
+		fprintf(stderr, "%s: cannot bind to %s: %s\n", BENCH_PROG,
+			addr, strerror(e));
 		if (e == EADDRNOTAVAIL)
 			fprintf(stderr, "%s: %s is not an address of this "
 				"host (--addr, MUON_RDMA_ADDR)\n", BENCH_PROG,
@@ -570,30 +726,14 @@ fail:
 	return rc;
 }
 
-static int probe_loopback_port(uint16_t *port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return probe_tcp_port((struct sockaddr *)&sa, sizeof(sa), "127.0.0.1",
-			      port);
-}
-
-/*
- * The verbs endpoints name the RDMA device's own IP address. rdma_cm ports
- * are a space of their own, but a port that TCP hands out on that address
- * is as good a guess as the tcp mode's, and probing it here, before fork,
- * needs no RDMA state that the pong process would inherit. IPv6 literals
- * go in brackets, as in tcp:// endpoints.
- */
-static int verbs_endpoints(struct run *run, const char *addr)
+/* The verbs endpoint names the RDMA device's own IP address; IPv6
+ * literals go in brackets, as in tcp:// endpoints. */
+static int verbs_endpoint(struct run *run, const char *addr)
 {
 	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST,
 				  .ai_socktype = SOCK_STREAM };
 	struct addrinfo *ai;
-	const char *l, *r;
-	uint16_t port;
-	int rc;
+	int rc, v6;
 
 	rc = getaddrinfo(addr, "0", &hints, &ai);
 	if (rc != 0) {
@@ -601,42 +741,34 @@ static int verbs_endpoints(struct run *run, const char *addr)
 			"%s\n", BENCH_PROG, addr, gai_strerror(rc));
 		return -1;
 	}
-	rc = probe_tcp_port(ai->ai_addr, ai->ai_addrlen, addr, &port);
-	l = ai->ai_family == AF_INET6 ? "[" : "";
-	r = ai->ai_family == AF_INET6 ? "]" : "";
+	rc = check_local_addr(ai->ai_addr, ai->ai_addrlen, addr);
+	v6 = ai->ai_family == AF_INET6;
 	freeaddrinfo(ai);
 	if (rc != 0)
 		return -1;
-	snprintf(run->ping_ep, EP_LEN, "verbs://%s%s%s:%u", l, addr, r, port);
-	snprintf(run->pong_listen, EP_LEN, "verbs://%s%s%s:0", l, addr, r);
+	snprintf(run->pong_listen, EP_LEN, v6 ? "verbs://[%s]:0" :
+		 "verbs://%s:0", addr);
 	return 0;
 }
 
 /*
- * Both sides must know the other's endpoint when they create their
- * context. tcp and verbs work alike: the pong listens on port 0 and
- * reports the real port through the pipe; the ping's port must be fixed
- * before that, so it is probed: the kernel hands out a port that no one
- * holds, and it stays free for the few milliseconds until the ping
- * listens on it (a clash is reported).
+ * Only the pong listens (on port 0 for tcp and verbs) and reports where
+ * through the pipe; the ping dials it, and the one connection carries both
+ * streams. Were each side also the other's static peer, the two contexts
+ * would dial each other and muon would close one of the two connections,
+ * moving the streams over to the other, possibly in the middle of the
+ * timed round trips.
  */
 static int run_endpoints(struct run *run, const struct bench_opts *o)
 {
-	uint16_t port;
-
 	run->o = o;
 	if (o->transport == BENCH_SHM) {
-		snprintf(run->ping_ep, EP_LEN, "shm://muonbench-%ld-a",
-			 (long)getpid());
-		snprintf(run->pong_listen, EP_LEN, "shm://muonbench-%ld-b",
+		snprintf(run->pong_listen, EP_LEN, "shm://muonbench-%ld",
 			 (long)getpid());
 		return 0;
 	}
 	if (o->transport == BENCH_VERBS)
-		return verbs_endpoints(run, o->addr);
-	if (probe_loopback_port(&port) != 0)
-		return -1;
-	snprintf(run->ping_ep, EP_LEN, "tcp://127.0.0.1:%u", port);
+		return verbs_endpoint(run, o->addr);
 	snprintf(run->pong_listen, EP_LEN, "tcp://127.0.0.1:0");
 	return 0;
 }
@@ -648,32 +780,36 @@ static int ping_setup(struct side *s, struct run *run,
 	struct pipe_msg m = { child->from_child, pong_ep, sizeof(pong_ep) };
 	struct ready ready = { .peer_fd = child->from_child };
 
-	if (setup_wait(s, child, cond_pipe_msg, &m, "the pong's endpoint"))
+	if (setup_wait(s, child, cond_pipe_msg, &m, BENCH_TIMEOUT_NS,
+		       "the pong's endpoint"))
 		return -1;
 	pong_ep[EP_LEN - 1] = '\0';
-	if (side_open(s, "muon-bench-ping", run->ping_ep, pong_ep, TOPIC_PING,
+	if (side_open(s, "muon-bench-ping", NULL, pong_ep, TOPIC_PING,
 		      TOPIC_PONG) != 0)
 		return -1;
-	if (setup_wait(s, child, cond_ready, &ready,
+	if (setup_wait(s, child, cond_ready, &ready, BENCH_TIMEOUT_NS,
 		       "an image of '" TOPIC_PONG "' on both sides") != 0)
 		return -1;
 	quiet_end(s, 0);
 	return 0;
 }
 
-int bench_muon_pingpong(const struct bench_opts *o, uint64_t *samples)
+static int pingpong_forked(const struct bench_opts *o, struct bench_report *rep)
 {
 	struct run run;
 	struct side s;
 	struct bench_child child;
+	struct bench_pp pp;
 	int rc;
 
 	if (run_endpoints(&run, o) != 0 || side_init(&s, o, "ping") != 0)
 		return -1;
-	if (bench_child_spawn(&child, o->pong_cpu, pong_main, &run) != 0)
+	if (bench_pp_init(&pp, o, "muon") != 0)
 		goto free_side;
-	if (ping_setup(&s, &run, &child) != 0 ||
-	    ping_loop(&s, &child, samples) != 0)
+	if (bench_child_spawn(&child, o->pong_cpu, pong_main, &run) != 0)
+		goto free_pp;
+	if (ping_setup(&s, &run, &child) != 0 || mark_counters(&s) != 0 ||
+	    ping_loop(&s, &child, &pp) != 0)
 		goto kill_child;
 	report_counters(&s);
 	/* The pong closes first (on EOF), then we do: one at a time keeps
@@ -683,11 +819,149 @@ int bench_muon_pingpong(const struct bench_opts *o, uint64_t *samples)
 	side_close(&s);
 	quiet_end(&s, rc != 0);
 	side_free(&s);
+	if (rc == 0)
+		rc = bench_pp_add(&pp, rep, "muon");
+	bench_pp_fini(&pp);
 	return rc;
 
 kill_child:
 	bench_child_kill(&child);
+free_pp:
+	bench_pp_fini(&pp);
 free_side:
 	side_free(&s);
 	return -1;
+}
+
+/* ---------------------------------------------------- two hosts (--role) */
+
+static int role_topics(const struct bench_opts *o, char *ping, char *pong)
+{
+	const char *id = o->run_id && *o->run_id ? o->run_id : "default";
+
+	snprintf(ping, TOPIC_LEN, "muon-bench.%s.ping", id);
+	snprintf(pong, TOPIC_LEN, "muon-bench.%s.pong", id);
+	if (strlen(ping) > 255) {
+		fprintf(stderr, "%s: --run-id is too long for a topic name "
+			"(255 bytes)\n", BENCH_PROG);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Where a context of a two-host run listens: for verbs the RDMA device's
+ * address (muon's discovery default listens on shm and tcp only); for tcp
+ * and shm muon's default, which it advertises with this host's address
+ * as the daemon sees it.
+ */
+static const char *role_listen(const struct bench_opts *o, char *buf)
+{
+	if (o->transport != BENCH_VERBS)
+		return NULL;
+	snprintf(buf, EP_LEN, strchr(o->addr, ':') ? "verbs://[%s]:0" :
+		 "verbs://%s:0", o->addr);
+	return buf;
+}
+
+/*
+ * The ping host: times the round trips as in one host, then publishes the
+ * end marker and waits until the pong has closed its context before it
+ * closes its own, so that the next run (the next --size) does not find
+ * this one's pong through the daemon.
+ */
+static int role_ping(const struct bench_opts *o, struct bench_report *rep)
+{
+	char t_ping[TOPIC_LEN], t_pong[TOPIC_LEN], listen[EP_LEN];
+	char what[TOPIC_LEN + 128];
+	struct settle settle = { 0, 0, 0 };
+	struct side s;
+	struct bench_pp pp;
+	int rc = -1;
+
+	if (role_topics(o, t_ping, t_pong) != 0 ||
+	    side_init(&s, o, "ping") != 0)
+		return -1;
+	if (bench_pp_init(&pp, o, "muon") != 0)
+		goto free_side;
+	if (side_open(&s, "muon-bench-ping", role_listen(o, listen), NULL,
+		      t_ping, t_pong) != 0)
+		goto free_pp;
+	snprintf(what, sizeof(what), "the pong side on '%s' (muon-bench "
+		 "--role sub with the same --run-id and daemons)", t_pong);
+	if (setup_wait(&s, NULL, cond_both_ways, &settle, ROLE_WAIT_NS,
+		       what) != 0)
+		goto free_pp;
+	quiet_end(&s, 0);
+	if (mark_counters(&s) != 0 || ping_loop(&s, NULL, &pp) != 0)
+		goto free_pp;
+	report_counters(&s);
+	quiet_begin(&s);
+	s.peer_down = s.peer_closed;
+	if (setup_wait(&s, NULL, cond_peer_gone, NULL, BENCH_TIMEOUT_NS,
+		       "the pong side to close") != 0)
+		fprintf(stderr, "%s: ping: note: closing anyway; the next run "
+			"may find a stale pong\n", BENCH_PROG);
+	side_close(&s);
+	quiet_end(&s, 0);
+	rc = bench_pp_add(&pp, rep, "muon");
+free_pp:
+	bench_pp_fini(&pp);
+free_side:
+	side_free(&s);
+	return rc;
+}
+
+/*
+ * The pong host: answers until the ping's end marker, then closes at once
+ * (the ping waits for that). It has no figures of its own: the round
+ * trips are timed on the ping host.
+ */
+static int role_pong(const struct bench_opts *o)
+{
+	char t_ping[TOPIC_LEN], t_pong[TOPIC_LEN], listen[EP_LEN];
+	char what[TOPIC_LEN + 128];
+	struct ready ready = { .peer_fd = -1 };
+	struct side s;
+	int64_t n;
+
+	if (role_topics(o, t_ping, t_pong) != 0 ||
+	    side_init(&s, o, "pong") != 0)
+		return -1;
+	s.is_pong = 1;
+	if (side_open(&s, "muon-bench-pong", role_listen(o, listen), NULL,
+		      t_pong, t_ping) != 0)
+		goto free_side;
+	snprintf(what, sizeof(what), "the ping side on '%s' (muon-bench "
+		 "--role pub with the same --run-id and daemons)", t_ping);
+	if (setup_wait(&s, NULL, cond_ready, &ready, ROLE_WAIT_NS, what) != 0)
+		goto free_side;
+	quiet_end(&s, 0);
+	n = pong_loop(&s);
+	if (n < 0)
+		goto free_side;
+	quiet_begin(&s);
+	side_close(&s);
+	quiet_end(&s, 0);
+	side_free(&s);
+	fprintf(stderr, "%s: pong: answered %lld pings of %zu bytes\n",
+		BENCH_PROG, (long long)n, o->size);
+	return 0;
+
+free_side:
+	side_free(&s);
+	return -1;
+}
+
+int bench_muon_pingpong(const struct bench_opts *o, struct bench_report *rep)
+{
+	switch (o->role) {
+	case BENCH_ROLE_PUB:
+		return role_ping(o, rep);
+	case BENCH_ROLE_SUB:
+		return role_pong(o);
+	case BENCH_ROLE_BOTH:
+		break;
+	}
+	return pingpong_forked(o, rep);
 }

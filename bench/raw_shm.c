@@ -4,11 +4,13 @@
  * before fork; a writer copies the payload in and then publishes it with a
  * release store of the slot's sequence number; the reader spins on acquire
  * loads and copies the payload out. Nothing cheaper moves bytes between two
- * processes, so this is the floor.
+ * processes, so this is the floor. The ping ends the run by publishing
+ * the sequence number RAW_SHM_END instead of a ping.
  *
  * Copyright 2026 The muon authors. Licensed under the Apache License 2.0.
  */
 #include "bench.h"
+#include "raw.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -20,6 +22,8 @@
 /* 128 rather than 64: adjacent-line prefetchers fetch lines in pairs, so
  * slots only 64 bytes apart would still disturb each other. */
 #define SLOT_ALIGN 128
+
+#define RAW_SHM_END UINT64_MAX
 
 /* The payload follows the sequence number directly, so a small message and
  * its sequence travel in one cache line, as they would in a tuned ring. */
@@ -55,7 +59,7 @@ static int raw_shm_map(struct raw_shm *r, const struct bench_opts *o)
 	 * which is "nothing published yet" for both slots. */
 	r->to_pong = r->map;
 	r->to_ping = (struct slot *)((char *)r->map + slot_len);
-	r->buf = malloc(o->size);
+	r->buf = malloc(o->size ? o->size : 1);
 	if (!r->buf) {
 		fprintf(stderr, "%s: raw shm: out of memory\n", BENCH_PROG);
 		munmap(r->map, r->map_len);
@@ -78,9 +82,12 @@ static void slot_write(struct slot *s, const void *buf, size_t len,
 	atomic_store_explicit(&s->seq, seq, memory_order_release);
 }
 
-static int slot_wait(struct slot *s, uint64_t seq, struct bench_spin *spin)
+/* Wait until the slot's sequence number is no longer `old`; return it. */
+static int slot_wait(struct slot *s, uint64_t old, uint64_t *seq,
+		     struct bench_spin *spin)
 {
-	while (atomic_load_explicit(&s->seq, memory_order_acquire) != seq)
+	while ((*seq = atomic_load_explicit(&s->seq, memory_order_acquire)) ==
+	       old)
 		if (bench_spin_check(spin) != 0)
 			return -1;
 	return 0;
@@ -90,70 +97,87 @@ static int shm_pong_main(void *arg, int rd, int wr)
 {
 	struct raw_shm *r = arg;
 	const struct bench_opts *o = r->o;
-	uint64_t total = o->warmup + o->count;
 	struct bench_spin spin = { .yield = o->shared_cpu, .who = "pong" };
 
 	(void)rd;
 	(void)wr;
-	for (uint64_t i = 1; i <= total; i++) {
+	for (uint64_t i = 1;; i++) {
+		uint64_t seq;
+
 		bench_spin_start(&spin, "the next raw shm ping");
-		if (slot_wait(r->to_pong, i, &spin) != 0)
+		if (slot_wait(r->to_pong, i - 1, &seq, &spin) != 0)
 			return 1;
+		if (seq == RAW_SHM_END)
+			return 0;
+		if (seq != i) {
+			fprintf(stderr, "%s: raw shm: pong: expected ping "
+				"%llu, got %llu\n", BENCH_PROG,
+				(unsigned long long)i, (unsigned long long)seq);
+			return 1;
+		}
 		memcpy(r->buf, r->to_pong->data, o->size);
 		slot_write(r->to_ping, r->buf, o->size, i);
 	}
-	return 0;
 }
 
 static int shm_ping(struct raw_shm *r, struct bench_child *child,
-		    uint64_t *samples)
+		    struct bench_pp *pp)
 {
 	const struct bench_opts *o = r->o;
-	uint64_t total = o->warmup + o->count;
 	struct bench_spin spin = { .yield = o->shared_cpu, .child = child,
 				   .who = "ping" };
+	uint64_t t0, t1;
 
-	for (uint64_t i = 0; i < total; i++) {
-		uint64_t t0, t1, got;
+	do {
+		uint64_t i = pp->i, got, seq;
 
 		bench_put_counter(r->buf, o->size, i);
 		bench_spin_start(&spin, "the raw shm reply");
 		t0 = bench_now_ns();
 		slot_write(r->to_pong, r->buf, o->size, i + 1);
-		if (slot_wait(r->to_ping, i + 1, &spin) != 0)
+		if (slot_wait(r->to_ping, i, &seq, &spin) != 0)
 			return -1;
 		memcpy(r->buf, r->to_ping->data, o->size);
 		t1 = bench_now_ns();
 		got = bench_get_counter(r->buf, o->size);
-		if (got != bench_counter_mask(i, o->size)) {
+		if (seq != i + 1 || got != bench_counter_mask(i, o->size)) {
 			fprintf(stderr, "%s: raw shm: round trip %llu came "
-				"back with counter %llu\n", BENCH_PROG,
-				(unsigned long long)i, (unsigned long long)got);
+				"back as %llu with counter %llu\n", BENCH_PROG,
+				(unsigned long long)i,
+				(unsigned long long)seq - 1,
+				(unsigned long long)got);
 			return -1;
 		}
-		if (i >= o->warmup)
-			samples[i - o->warmup] = t1 - t0;
-	}
+	} while (bench_pp_next(pp, t0, t1));
+	atomic_store_explicit(&r->to_pong->seq, RAW_SHM_END,
+			      memory_order_release);
 	return 0;
 }
 
-int bench_raw_shm_pingpong(const struct bench_opts *o, uint64_t *samples)
+int bench_raw_shm_pingpong(const struct bench_opts *o, struct bench_report *rep)
 {
 	struct raw_shm r;
 	struct bench_child child;
+	struct bench_pp pp;
 	int rc = -1;
 
 	if (raw_shm_map(&r, o) != 0)
 		return -1;
-	if (bench_child_spawn(&child, o->pong_cpu, shm_pong_main, &r) != 0)
+	if (bench_pp_init(&pp, o, "raw") != 0)
 		goto unmap;
-	if (shm_ping(&r, &child, samples) != 0)
+	if (bench_child_spawn(&child, o->pong_cpu, shm_pong_main, &r) != 0)
+		goto free_pp;
+	if (shm_ping(&r, &child, &pp) != 0)
 		goto kill_child;
 	rc = bench_child_finish(&child, BENCH_TIMEOUT_NS);
-	goto unmap;
+	if (rc == 0)
+		rc = bench_pp_add(&pp, rep, "raw-shm");
+	goto free_pp;
 
 kill_child:
 	bench_child_kill(&child);
+free_pp:
+	bench_pp_fini(&pp);
 unmap:
 	raw_shm_unmap(&r);
 	return rc;

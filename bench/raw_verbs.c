@@ -1,11 +1,12 @@
 /*
- * muon-bench: the bare RDMA ping-pong that muon's verbs transport is
- * measured against, written with nothing but librdmacm and libibverbs and
- * set up the way muon sets up its own connections:
+ * muon-bench: the bare RDMA ping-pong and stream that muon's verbs
+ * transport is measured against, written with nothing but librdmacm and
+ * libibverbs and set up the way muon sets up its own connections:
  *
  *   - rdma_cm connection (RDMA_PS_TCP: resolve address and route, connect;
  *     listen and accept), the private data of the connect and of the accept
- *     carrying the sender's receive ring: address, rkey and size;
+ *     carrying the sender's receive ring (address, rkey and size) and how
+ *     many writes with immediate it can take unconsumed;
  *   - one RC QP per side with separate send and receive CQs and a shared
  *     receive queue whose receives are refilled in batches;
  *   - each side owns a receive ring registered LOCAL_WRITE | REMOTE_WRITE;
@@ -14,7 +15,12 @@
  *     when it fits the QP's max_inline_data, signalled every 16th send
  *     (the send CQ is polled only to reclaim send queue slots);
  *   - the receiver busy-polls its receive CQ, checks position, length and
- *     the round-trip counter, copies the payload out and answers.
+ *     the round-trip counter, copies the payload out and answers;
+ *   - the ping ends the run with a zero-length write whose immediate has
+ *     RAW_VERBS_END set (positions never do) and the number of round trips
+ *     in the other bits.
+ *
+ * The stream (throughput) is described in its section below.
  *
  * The two sides are two threads of this process, not two processes as in
  * the shm and tcp baselines: librdmacm keeps the RDMA devices it opened for
@@ -23,12 +29,14 @@
  * share nothing on the data path: each has its own rdma_cm id and event
  * channel, PD, CQs, SRQ, QP and memory, and they talk only through the
  * device, as two processes would. The pong thread is pinned to the pong
- * CPU; either side notices within a few thousand spins that the other gave
- * up.
+ * CPU (the consumer to bench_cpu_of(o, 1), the producer, this thread, to
+ * bench_cpu_of(o, 0) for the run); either side notices within a few
+ * thousand spins that the other gave up.
  *
  * Copyright 2026 The muon authors. Licensed under the Apache License 2.0.
  */
 #include "bench.h"
+#include "raw.h"
 
 #include <arpa/inet.h>
 #include <endian.h>
@@ -48,6 +56,9 @@
 #define SIGNAL_EVERY 16      /* selective signalling: 1 send in 16 */
 #define SQ_DEPTH 64          /* send WRs: 4 signalled batches */
 #define SRQ_DEPTH 256        /* receives posted at most */
+#define FLOW_SQ_DEPTH 512    /* throughput: send WRs in flight at most */
+#define FLOW_SRQ_DEPTH 4096  /* throughput: receives of the consumer */
+#define FLOW_CHAIN 32        /* throughput: WRs per ibv_post_send */
 #define SRQ_BATCH 32         /* refilled this many at a time */
 #define INLINE_WANT 256      /* max_inline_data asked for */
 #define RING_MIN (8u << 20)  /* muon's default ring_size */
@@ -55,13 +66,17 @@
 #define RESOLVE_MS 2000      /* rdma_resolve_addr / rdma_resolve_route */
 #define MIN_RNR_TIMER 6      /* 0.08 ms, as muon sets it */
 #define CM_SLICE_MS 100      /* poll() slice of rdma_cm event waits */
+#define RAW_VERBS_END 0x80000000u /* in imm_data: the end marker */
+#define RAW_VERBS_FIRST 0x40000000u /* and: the first timed message */
 
-/* The private data of connect and accept: the sender's receive ring.
- * Big-endian on the wire. */
+/* The private data of connect and accept: the sender's receive ring, and
+ * how many writes with immediate it can take unconsumed (receives posted,
+ * less one refill batch). Big-endian on the wire. */
 struct ring_info {
 	uint64_t addr;
 	uint32_t rkey;
 	uint32_t size;
+	uint32_t window;
 };
 
 struct vside {
@@ -78,12 +93,16 @@ struct vside {
 	unsigned char *ring;        /* ours; the peer writes into it */
 	unsigned char *buf;         /* payload out; a reply is copied here */
 	uint32_t ring_size;
+	unsigned sq_depth;          /* send WRs; the send CQ's size */
+	unsigned srq_depth;         /* receives; the receive CQ's size */
+	unsigned buf_slots;         /* send buffers, one per WR in flight */
 	size_t buf_len;
 	uint32_t stride;            /* --size rounded up to SLOT_ALIGN */
 	uint32_t max_inline;        /* the QP's, as created */
 	int qp;                     /* rdma_create_qp succeeded */
 	uint64_t peer_addr;         /* the peer's ring */
 	uint32_t peer_rkey, peer_size;
+	uint32_t peer_window;       /* writes it can take unconsumed */
 	uint32_t peer_pos;          /* where our next write goes */
 	uint32_t my_pos;            /* where the peer's next write lands */
 	uint64_t nsent;
@@ -99,8 +118,9 @@ struct raw_verbs {
 	struct sockaddr_storage addr; /* --addr; the port is the listener's */
 	_Atomic int ping_failed;
 	_Atomic int pong_failed;
-	_Atomic int ping_done;        /* the ping has its last reply */
-	struct vside ping, pong;
+	int flow;                     /* throughput: producer and consumer */
+	struct raw_rx rx;             /* the consumer's figures */
+	struct vside ping, pong;      /* throughput: producer, consumer */
 };
 
 /* ------------------------------------------------------------ messages */
@@ -207,6 +227,7 @@ static int read_ring_info(struct vside *v, const struct rdma_conn_param *p)
 	v->peer_addr = be64toh(ri.addr);
 	v->peer_rkey = be32toh(ri.rkey);
 	v->peer_size = be32toh(ri.size);
+	v->peer_window = be32toh(ri.window);
 	if (v->peer_size < v->o->size) {
 		fprintf(stderr, "%s: raw verbs: %s: the peer's ring has %u "
 			"bytes, too small for %zu-byte messages\n", BENCH_PROG,
@@ -222,6 +243,7 @@ static void conn_param(const struct vside *v, struct ring_info *ri,
 	ri->addr = htobe64((uint64_t)(uintptr_t)v->ring);
 	ri->rkey = htobe32(v->ring_mr->rkey);
 	ri->size = htobe32(v->ring_size);
+	ri->window = htobe32(v->srq_depth - SRQ_BATCH);
 	memset(p, 0, sizeof(*p));
 	p->private_data = ri;
 	p->private_data_len = sizeof(*ri);
@@ -291,7 +313,7 @@ static int create_qp(struct vside *v)
 		qa.srq = v->srq;
 		qa.qp_type = IBV_QPT_RC;
 		qa.sq_sig_all = 0;
-		qa.cap.max_send_wr = SQ_DEPTH;
+		qa.cap.max_send_wr = v->sq_depth;
 		qa.cap.max_send_sge = 1;
 		qa.cap.max_inline_data = want;
 		if (rdma_create_qp(v->id, v->pd, &qa) == 0)
@@ -309,6 +331,36 @@ static int create_qp(struct vside *v)
 	return 0;
 }
 
+/* The depths asked for, within what the device allows. */
+static int fit_device(struct vside *v, struct ibv_context *dev)
+{
+	struct ibv_device_attr a;
+	int rc = ibv_query_device(dev, &a);
+
+	if (rc != 0) {
+		v_err(v, "ibv_query_device", rc);
+		return -1;
+	}
+	if (a.max_qp_wr > 0 && v->sq_depth > (unsigned)a.max_qp_wr)
+		v->sq_depth = (unsigned)a.max_qp_wr;
+	if (a.max_srq_wr > 0 && v->srq_depth > (unsigned)a.max_srq_wr)
+		v->srq_depth = (unsigned)a.max_srq_wr;
+	if (a.max_cqe > 0 && v->sq_depth > (unsigned)a.max_cqe)
+		v->sq_depth = (unsigned)a.max_cqe;
+	if (a.max_cqe > 0 && v->srq_depth > (unsigned)a.max_cqe)
+		v->srq_depth = (unsigned)a.max_cqe;
+	/* Whole refill batches; whole signalled runs of sends. */
+	v->srq_depth -= v->srq_depth % SRQ_BATCH;
+	v->sq_depth -= v->sq_depth % SIGNAL_EVERY;
+	if (v->srq_depth < SRQ_BATCH || v->sq_depth < SIGNAL_EVERY) {
+		v_msg(v, "the device allows too few work requests");
+		return -1;
+	}
+	if (v->buf_slots > v->sq_depth)
+		v->buf_slots = v->sq_depth;
+	return 0;
+}
+
 /* Everything a side needs on its connected (or connecting) id. */
 static int side_resources(struct vside *v)
 {
@@ -316,10 +368,14 @@ static int side_resources(struct vside *v)
 	struct ibv_srq_init_attr sa;
 	const size_t size = v->o->size;
 
+	if (fit_device(v, dev) != 0)
+		return -1;
 	v->ring_size = ring_bytes(size);
 	v->stride = (uint32_t)((size + SLOT_ALIGN - 1) &
 			       ~(size_t)(SLOT_ALIGN - 1));
-	v->buf_len = size;
+	if (!v->stride)
+		v->stride = SLOT_ALIGN;
+	v->buf_len = (size_t)v->buf_slots * v->stride;
 	v->pd = ibv_alloc_pd(dev);
 	if (!v->pd) {
 		v_errno(v, "ibv_alloc_pd");
@@ -345,18 +401,18 @@ static int side_resources(struct vside *v)
 		v_errno(v, "ibv_reg_mr (send buffer)");
 		return -1;
 	}
-	v->scq = ibv_create_cq(dev, SQ_DEPTH, NULL, NULL, 0);
+	v->scq = ibv_create_cq(dev, (int)v->sq_depth, NULL, NULL, 0);
 	if (!v->scq) {
 		v_errno(v, "ibv_create_cq (send)");
 		return -1;
 	}
-	v->rcq = ibv_create_cq(dev, SRQ_DEPTH, NULL, NULL, 0);
+	v->rcq = ibv_create_cq(dev, (int)v->srq_depth, NULL, NULL, 0);
 	if (!v->rcq) {
 		v_errno(v, "ibv_create_cq (receive)");
 		return -1;
 	}
 	memset(&sa, 0, sizeof(sa));
-	sa.attr.max_wr = SRQ_DEPTH;
+	sa.attr.max_wr = v->srq_depth;
 	sa.attr.max_sge = 1;
 	v->srq = ibv_create_srq(v->pd, &sa);
 	if (!v->srq) {
@@ -370,7 +426,7 @@ static int side_resources(struct vside *v)
 		v->rwr[i].wr_id = i;
 		v->rwr[i].next = i + 1 < SRQ_BATCH ? &v->rwr[i + 1] : NULL;
 	}
-	for (unsigned i = 0; i < SRQ_DEPTH / SRQ_BATCH; i++)
+	for (unsigned i = 0; i < v->srq_depth / SRQ_BATCH; i++)
 		if (post_recv_batch(v) != 0)
 			return -1;
 	if (create_qp(v) != 0)
@@ -476,14 +532,18 @@ static int reclaim(struct vside *v)
 	return 0;
 }
 
-static int post_write(struct vside *v, struct bench_spin *spin)
+/* One write with immediate at the peer's next position: the payload in
+ * v->buf, or nothing (num_sge 0) for an end marker. */
+static int post_one(struct vside *v, int num_sge, uint32_t imm,
+		    struct bench_spin *spin)
 {
 	struct ibv_send_wr *bad;
-	unsigned flags = v->o->size <= v->max_inline ? IBV_SEND_INLINE : 0;
+	unsigned flags = num_sge && v->o->size <= v->max_inline ?
+			 IBV_SEND_INLINE : 0;
 	int rc;
 
 	/* Only when the peer has not acked 64 writes: never in a ping-pong */
-	while (v->sq_used >= SQ_DEPTH) {
+	while (v->sq_used >= v->sq_depth) {
 		if (reclaim(v) != 0 || bench_spin_check(spin) != 0)
 			return -1;
 	}
@@ -491,7 +551,8 @@ static int post_write(struct vside *v, struct bench_spin *spin)
 		flags |= IBV_SEND_SIGNALED;
 	v->wr.wr_id = v->nsent;
 	v->wr.send_flags = flags;
-	v->wr.imm_data = htobe32(v->peer_pos);
+	v->wr.num_sge = num_sge;
+	v->wr.imm_data = htobe32(imm);
 	v->wr.wr.rdma.remote_addr = v->peer_addr + v->peer_pos;
 	v->wr.wr.rdma.rkey = v->peer_rkey;
 	rc = ibv_post_send(v->id->qp, &v->wr, &bad);
@@ -500,13 +561,32 @@ static int post_write(struct vside *v, struct bench_spin *spin)
 		return -1;
 	}
 	v->sq_used++;
+	return 0;
+}
+
+static int post_write(struct vside *v, struct bench_spin *spin)
+{
+	if (post_one(v, 1, v->peer_pos, spin) != 0)
+		return -1;
 	v->peer_pos = next_pos(v->peer_pos, v->stride, v->o->size,
 			       v->peer_size);
 	return 0;
 }
 
-/* Busy-poll the receive CQ for the peer's next write; copy it out. */
-static int wait_write(struct vside *v, struct bench_spin *spin)
+/* The end marker, with the low 31 bits of the count of messages sent. */
+static int post_end(struct vside *v, uint64_t n, struct bench_spin *spin)
+{
+	return post_one(v, 0, RAW_VERBS_END | ((uint32_t)n & ~RAW_VERBS_END),
+			spin);
+}
+
+/*
+ * Busy-poll the receive CQ for the peer's next write and copy it out: 0.
+ * 1 when it is the end marker, *end_n then the low 31 bits of the count
+ * the peer sent with it.
+ */
+static int wait_write(struct vside *v, struct bench_spin *spin,
+		      uint32_t *end_n)
 {
 	struct ibv_wc wc;
 	int n;
@@ -526,6 +606,13 @@ static int wait_write(struct vside *v, struct bench_spin *spin)
 			ibv_wc_status_str(wc.status), wc.vendor_err);
 		return -1;
 	}
+	v->srq_used++;
+	if (wc.opcode == IBV_WC_RECV_RDMA_WITH_IMM &&
+	    (wc.wc_flags & IBV_WC_WITH_IMM) && wc.byte_len == 0 &&
+	    (be32toh(wc.imm_data) & RAW_VERBS_END)) {
+		*end_n = be32toh(wc.imm_data) & ~RAW_VERBS_END;
+		return 1;
+	}
 	if (wc.opcode != IBV_WC_RECV_RDMA_WITH_IMM ||
 	    !(wc.wc_flags & IBV_WC_WITH_IMM) || wc.byte_len != v->o->size ||
 	    be32toh(wc.imm_data) != v->my_pos) {
@@ -538,14 +625,13 @@ static int wait_write(struct vside *v, struct bench_spin *spin)
 	}
 	memcpy(v->buf, v->ring + v->my_pos, v->o->size);
 	v->my_pos = next_pos(v->my_pos, v->stride, v->o->size, v->ring_size);
-	v->srq_used++;
 	return 0;
 }
 
 /* Off the timed path: give the SRQ back its receives, reclaim sends. */
 static int housekeeping(struct vside *v)
 {
-	if (v->srq_used >= SRQ_BATCH) {
+	while (v->srq_used >= SRQ_BATCH) {
 		if (post_recv_batch(v) != 0)
 			return -1;
 		v->srq_used -= SRQ_BATCH;
@@ -596,23 +682,36 @@ static int pong_connect(struct raw_verbs *r, struct vside *v)
 	return 0;
 }
 
+/* The pong's end: the ping has had every reply, and says how many. */
+static int check_end(const struct vside *v, uint64_t n, uint32_t end_n)
+{
+	if (end_n == ((uint32_t)n & ~RAW_VERBS_END))
+		return 0;
+	fprintf(stderr, "%s: raw verbs: %s: the end marker says %u messages "
+		"(mod 2^31), %llu arrived\n", BENCH_PROG, v->who, end_n,
+		(unsigned long long)n);
+	return -1;
+}
+
 static int pong_run(struct raw_verbs *r, struct vside *v)
 {
 	const struct bench_opts *o = r->o;
-	uint64_t total = o->warmup + o->count;
 	struct bench_spin spin = { .yield = o->shared_cpu, .who = "pong",
 				   .abort = &r->ping_failed };
-	const struct timespec nap = { 0, 100000 };
-	uint64_t deadline;
 
 	if (bench_pin_self(o->pong_cpu) != 0 || pong_connect(r, v) != 0)
 		return -1;
-	for (uint64_t i = 0; i < total; i++) {
+	for (uint64_t i = 0;; i++) {
 		uint64_t got;
+		uint32_t end_n;
+		int w;
 
 		bench_spin_start(&spin, "the next raw verbs ping");
-		if (wait_write(v, &spin) != 0)
+		w = wait_write(v, &spin, &end_n);
+		if (w < 0)
 			return -1;
+		if (w > 0)
+			return check_end(v, i, end_n);
 		got = bench_get_counter(v->buf, o->size);
 		if (got != bench_counter_mask(i, o->size)) {
 			fprintf(stderr, "%s: raw verbs: pong: ping %llu came "
@@ -623,26 +722,15 @@ static int pong_run(struct raw_verbs *r, struct vside *v)
 		if (post_write(v, &spin) != 0 || housekeeping(v) != 0)
 			return -1;
 	}
-	/* The last reply must be out before the QP goes. */
-	deadline = bench_now_ns() + BENCH_TIMEOUT_NS;
-	while (!atomic_load_explicit(&r->ping_done, memory_order_acquire)) {
-		if (aborted(v))
-			return -1;
-		if (bench_now_ns() >= deadline) {
-			v_msg(v, "timed out after 10 s waiting for the ping "
-			      "to finish");
-			return -1;
-		}
-		nanosleep(&nap, NULL);
-	}
-	return 0;
 }
+
+static int consumer_run(struct raw_verbs *r, struct vside *v);
 
 static void *pong_thread(void *arg)
 {
 	struct raw_verbs *r = arg;
 	struct vside *v = &r->pong;
-	int rc = pong_run(r, v);
+	int rc = r->flow ? consumer_run(r, v) : pong_run(r, v);
 
 	if (rc != 0)
 		atomic_store_explicit(&r->pong_failed, 1, memory_order_release);
@@ -711,20 +799,22 @@ reject:
 	return -1;
 }
 
-static int ping_run(struct raw_verbs *r, struct vside *v, uint64_t *samples)
+static int ping_run(struct raw_verbs *r, struct vside *v, struct bench_pp *pp)
 {
 	const struct bench_opts *o = r->o;
-	uint64_t total = o->warmup + o->count;
 	struct bench_spin spin = { .yield = o->shared_cpu, .who = "ping",
 				   .abort = &r->pong_failed };
+	uint64_t t0, t1;
 
-	for (uint64_t i = 0; i < total; i++) {
-		uint64_t t0, t1, got;
+	do {
+		uint64_t i = pp->i, got;
+		uint32_t end_n;
 
 		bench_put_counter(v->buf, o->size, i);
 		bench_spin_start(&spin, "the raw verbs reply");
 		t0 = bench_now_ns();
-		if (post_write(v, &spin) != 0 || wait_write(v, &spin) != 0)
+		if (post_write(v, &spin) != 0 ||
+		    wait_write(v, &spin, &end_n) != 0)
 			return -1;
 		t1 = bench_now_ns();
 		got = bench_get_counter(v->buf, o->size);
@@ -734,12 +824,11 @@ static int ping_run(struct raw_verbs *r, struct vside *v, uint64_t *samples)
 				(unsigned long long)i, (unsigned long long)got);
 			return -1;
 		}
-		if (i >= o->warmup)
-			samples[i - o->warmup] = t1 - t0;
 		if (housekeeping(v) != 0)
 			return -1;
-	}
-	return 0;
+	} while (bench_pp_next(pp, t0, t1));
+	bench_spin_start(&spin, "room for the end marker");
+	return post_end(v, pp->i, &spin);
 }
 
 static int parse_addr(struct raw_verbs *r)
@@ -760,11 +849,231 @@ static int parse_addr(struct raw_verbs *r)
 	return 0;
 }
 
-int bench_raw_verbs_pingpong(const struct bench_opts *o, uint64_t *samples)
+/* ----------------------------------------------------------- throughput */
+
+/*
+ * The throughput run: the listening side produces, the connecting one (a
+ * thread, as the pong is) consumes. The producer chains up to FLOW_CHAIN
+ * writes with immediate per ibv_post_send, from a send buffer per WR that
+ * can be in flight, as many in flight as its send queue holds, one in
+ * SIGNAL_EVERY signalled. The consumer takes each write where it landed
+ * (no copy), and every quarter of the window posts back how many it has
+ * consumed: a zero-length write with immediate carrying the count's low
+ * 32 bits. The window is what the consumer's ring holds and what it has
+ * receives posted for, whichever is less, so the producer never overruns
+ * either (a missing receive would stall it in RNR retries).
+ */
+static uint64_t flow_window(const struct vside *v)
+{
+	uint64_t slots = (v->peer_size - v->o->size) / v->stride + 1;
+
+	return v->peer_window < slots ? v->peer_window : slots;
+}
+
+static int consumer_take(struct raw_verbs *r, struct vside *v,
+			 const struct ibv_wc *wc, int *end)
+{
+	uint32_t imm = be32toh(wc->imm_data);
+	const unsigned char *p = v->ring + v->my_pos;
+
+	if (wc->status != IBV_WC_SUCCESS) {
+		fprintf(stderr, "%s: raw verbs: consumer: receive completed "
+			"with %s (vendor error 0x%x)\n", BENCH_PROG,
+			ibv_wc_status_str(wc->status), wc->vendor_err);
+		return -1;
+	}
+	v->srq_used++;
+	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM &&
+	    (wc->wc_flags & IBV_WC_WITH_IMM) && wc->byte_len == 0 &&
+	    (imm & RAW_VERBS_END)) {
+		*end = 1;
+		if (check_end(v, r->rx.next, imm & ~RAW_VERBS_END) != 0)
+			return -1;
+		return raw_rx_end(&r->rx, r->rx.next);
+	}
+	if (wc->opcode != IBV_WC_RECV_RDMA_WITH_IMM ||
+	    !(wc->wc_flags & IBV_WC_WITH_IMM) || wc->byte_len != v->o->size ||
+	    (imm & ~RAW_VERBS_FIRST) != v->my_pos) {
+		fprintf(stderr, "%s: raw verbs: consumer: unexpected receive: "
+			"opcode %d, flags 0x%x, %u bytes at %u (want a write "
+			"with immediate, %zu bytes at %u)\n", BENCH_PROG,
+			(int)wc->opcode, wc->wc_flags, wc->byte_len,
+			imm & ~RAW_VERBS_FIRST, v->o->size, v->my_pos);
+		return -1;
+	}
+	v->my_pos = next_pos(v->my_pos, v->stride, v->o->size, v->ring_size);
+	return imm & RAW_VERBS_FIRST ? raw_rx_take_first(&r->rx, p) :
+				       raw_rx_take(&r->rx, p);
+}
+
+static int consumer_run(struct raw_verbs *r, struct vside *v)
+{
+	const struct bench_opts *o = r->o;
+	struct bench_spin spin = { .yield = o->shared_cpu, .who = "consumer",
+				   .abort = &r->ping_failed };
+	struct ibv_wc wc[16];
+	uint64_t credited = 0, every;
+	int end = 0, waiting = 0;
+
+	if (bench_pin_self(bench_cpu_of(o, 1)) != 0 || pong_connect(r, v) != 0)
+		return -1;
+	every = (v->srq_depth - SRQ_BATCH) / 4;
+	while (!end) {
+		int n = ibv_poll_cq(v->rcq, 16, wc);
+
+		if (n < 0) {
+			fprintf(stderr, "%s: raw verbs: consumer: ibv_poll_cq "
+				"(receive) failed: %d\n", BENCH_PROG, n);
+			return -1;
+		}
+		if (n == 0) {
+			raw_rx_flush(&r->rx);
+			if (!waiting) {
+				bench_spin_start(&spin, "the next raw verbs "
+						 "message");
+				waiting = 1;
+			}
+			if (bench_spin_check(&spin) != 0)
+				return -1;
+			continue;
+		}
+		waiting = 0;
+		for (int i = 0; i < n && !end; i++)
+			if (consumer_take(r, v, &wc[i], &end) != 0)
+				return -1;
+		if (!end && r->rx.next - credited >= every) {
+			credited = r->rx.next;
+			bench_spin_start(&spin, "room to post a credit");
+			if (post_one(v, 0, (uint32_t)credited, &spin) != 0)
+				return -1;
+		}
+		if (housekeeping(v) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Take the consumer's credits off our receive CQ. */
+static int producer_credits(struct vside *v, uint64_t *consumed)
+{
+	struct ibv_wc wc[16];
+	int n = ibv_poll_cq(v->rcq, 16, wc);
+
+	if (n < 0) {
+		fprintf(stderr, "%s: raw verbs: producer: ibv_poll_cq "
+			"(receive) failed: %d\n", BENCH_PROG, n);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		uint32_t c = be32toh(wc[i].imm_data);
+
+		if (wc[i].status != IBV_WC_SUCCESS) {
+			fprintf(stderr, "%s: raw verbs: producer: receive "
+				"completed with %s (vendor error 0x%x)\n",
+				BENCH_PROG, ibv_wc_status_str(wc[i].status),
+				wc[i].vendor_err);
+			return -1;
+		}
+		/* The low 32 bits of a count that only grows. */
+		*consumed += (uint32_t)(c - (uint32_t)*consumed);
+		v->srq_used++;
+	}
+	return housekeeping(v);
+}
+
+static int producer_run(struct raw_verbs *r, struct vside *v,
+			struct raw_pace *pace)
+{
+	const struct bench_opts *o = r->o;
+	struct bench_spin spin = { .yield = o->shared_cpu, .who = "producer",
+				   .abort = &r->pong_failed };
+	struct ibv_send_wr wr[FLOW_CHAIN], *bad;
+	struct ibv_sge sge[FLOW_CHAIN];
+	uint64_t window = flow_window(v), consumed = 0, first, t;
+	unsigned inl = o->size <= v->max_inline ? IBV_SEND_INLINE : 0;
+	int k;
+
+	while ((k = raw_pace_next(pace, 1, UINT64_MAX, &first, &t)) > 0) {
+		uint64_t m = first, end = first + (uint64_t)k;
+
+		bench_spin_start(&spin, "credit or send queue room");
+		while (m < end) {
+			uint64_t c = end - m, room = window - (m - consumed);
+			int rc;
+
+			if (v->sq_depth - v->sq_used < c)
+				c = v->sq_depth - v->sq_used;
+			if (room < c)
+				c = room;
+			if (c > FLOW_CHAIN)
+				c = FLOW_CHAIN;
+			if (!c) {
+				if (producer_credits(v, &consumed) != 0 ||
+				    reclaim(v) != 0 ||
+				    bench_spin_check(&spin) != 0)
+					return -1;
+				continue;
+			}
+			for (uint64_t i = 0; i < c; i++, m++) {
+				uint64_t id = ++v->nsent;
+				unsigned char *b = v->buf +
+					(id % v->buf_slots) * v->stride;
+
+				raw_stamp_put(b, o->size, t, m);
+				sge[i] = (struct ibv_sge){
+					.addr = (uintptr_t)b,
+					.length = (uint32_t)o->size,
+					.lkey = v->buf_mr->lkey };
+				wr[i] = (struct ibv_send_wr){
+					.wr_id = id,
+					.next = i + 1 < c ? &wr[i + 1] : NULL,
+					.sg_list = &sge[i],
+					.num_sge = 1,
+					.opcode = IBV_WR_RDMA_WRITE_WITH_IMM,
+					.send_flags = inl |
+						(id % SIGNAL_EVERY ? 0 :
+						 IBV_SEND_SIGNALED),
+					.imm_data = htobe32(v->peer_pos |
+						(m == pace->timed_first ?
+						 RAW_VERBS_FIRST : 0)) };
+				wr[i].wr.rdma.remote_addr = v->peer_addr +
+							    v->peer_pos;
+				wr[i].wr.rdma.rkey = v->peer_rkey;
+				v->peer_pos = next_pos(v->peer_pos, v->stride,
+						       o->size, v->peer_size);
+			}
+			rc = ibv_post_send(v->id->qp, wr, &bad);
+			if (rc != 0) {
+				v_err(v, "ibv_post_send", rc);
+				return -1;
+			}
+			v->sq_used += (unsigned)c;
+			if (v->sq_used >= SIGNAL_EVERY && reclaim(v) != 0)
+				return -1;
+		}
+	}
+	if (k == RAW_PACE_FAIL)
+		return -1;
+	bench_spin_start(&spin, "room for the end marker");
+	return post_end(v, pace->n, &spin);
+}
+
+/* -------------------------------------------------------------- the runs */
+
+/*
+ * Both runs: the listening side in this thread, the connecting one in
+ * another, which reports failure through pong_failed and sees ours
+ * through ping_failed. `flow` selects throughput.
+ */
+static int verbs_run(const struct bench_opts *o, int flow,
+		     struct bench_report *rep)
 {
 	struct raw_verbs *r;
-	pthread_t pong;
-	int rc = -1, err;
+	struct bench_pp pp;
+	struct raw_pace pace;
+	pthread_t thread;
+	cpu_set_t saved;
+	int rc = -1, err, ok;
 
 	/* Big and shared between the threads: not on the stack. */
 	r = calloc(1, sizeof(*r));
@@ -773,34 +1082,74 @@ int bench_raw_verbs_pingpong(const struct bench_opts *o, uint64_t *samples)
 		return -1;
 	}
 	r->o = o;
-	r->ping = (struct vside){ .o = o, .who = "ping",
-				  .abort = &r->pong_failed };
-	r->pong = (struct vside){ .o = o, .who = "pong",
-				  .abort = &r->ping_failed };
+	r->flow = flow;
+	r->ping = (struct vside){ .o = o, .who = flow ? "producer" : "ping",
+				  .abort = &r->pong_failed,
+				  .sq_depth = flow ? FLOW_SQ_DEPTH : SQ_DEPTH,
+				  .srq_depth = SRQ_DEPTH,
+				  .buf_slots = flow ? FLOW_SQ_DEPTH : 1 };
+	r->pong = (struct vside){ .o = o, .who = flow ? "consumer" : "pong",
+				  .abort = &r->ping_failed,
+				  .sq_depth = SQ_DEPTH,
+				  .srq_depth = flow ? FLOW_SRQ_DEPTH :
+						      SRQ_DEPTH,
+				  .buf_slots = 1 };
+	if (flow ? raw_rx_init(&r->rx, o, "raw verbs") :
+		   bench_pp_init(&pp, o, "raw"))
+		goto free_r;
+	if (raw_pin_push(flow ? bench_cpu_of(o, 0) : -1, &saved) != 0)
+		goto fini;
 	if (parse_addr(r) != 0 || ping_listen(r, &r->ping) != 0)
 		goto destroy;
-	err = pthread_create(&pong, NULL, pong_thread, r);
+	err = pthread_create(&thread, NULL, pong_thread, r);
 	if (err != 0) {
-		v_err(&r->ping, "pthread_create (pong thread)", err);
+		v_err(&r->ping, "pthread_create", err);
 		goto destroy;
 	}
-	if (ping_accept(r, &r->ping) == 0 &&
-	    ping_run(r, &r->ping, samples) == 0) {
-		rc = 0;
-		atomic_store_explicit(&r->ping_done, 1, memory_order_release);
-	} else {
+	ok = ping_accept(r, &r->ping) == 0;
+	if (ok && flow) {
+		raw_pace_init(&pace, o, "raw-verbs", NULL, &r->pong_failed);
+		ok = producer_run(r, &r->ping, &pace) == 0;
+		raw_pace_fini(&pace);
+		if (ok)
+			raw_pace_warn(&pace, rep, "raw-verbs");
+	} else if (ok) {
+		ok = ping_run(r, &r->ping, &pp) == 0;
+	}
+	if (!ok)
 		atomic_store_explicit(&r->ping_failed, 1, memory_order_release);
-	}
-	/* Every wait of the pong is bounded, and it sees ping_failed. */
-	err = pthread_join(pong, NULL);
+	/* Every wait of the other thread is bounded, and it sees
+	 * ping_failed. */
+	err = pthread_join(thread, NULL);
 	if (err != 0) {
-		v_err(&r->ping, "pthread_join (pong thread)", err);
-		rc = -1;
+		v_err(&r->ping, "pthread_join", err);
+		ok = 0;
 	}
-	if (atomic_load(&r->pong_failed))
-		rc = -1;
+	if (ok && !atomic_load(&r->pong_failed))
+		rc = flow ? raw_flow_add(o, rep, "raw-verbs", r->rx.timed_n,
+					 raw_rx_span(&r->rx), &r->rx.hist) :
+			    bench_pp_add(&pp, rep, "raw-verbs");
 destroy:
 	side_destroy(&r->ping);
+	raw_pin_pop(&saved);
+fini:
+	if (flow)
+		raw_rx_fini(&r->rx);
+	else
+		bench_pp_fini(&pp);
+free_r:
 	free(r);
 	return rc;
+}
+
+int bench_raw_verbs_pingpong(const struct bench_opts *o,
+			     struct bench_report *rep)
+{
+	return verbs_run(o, 0, rep);
+}
+
+int bench_raw_verbs_throughput(const struct bench_opts *o,
+			       struct bench_report *rep)
+{
+	return verbs_run(o, 1, rep);
 }

@@ -1,14 +1,20 @@
 #!/bin/sh
-# rdma-baselines.sh: raw RDMA latency baselines on the Soft-RoCE device, to
-# put muon's own figures in context.
+# rdma-baselines.sh: raw RDMA latency and throughput baselines on the
+# Soft-RoCE device, to put muon's own figures in context.
 #
-#   bench/rdma-baselines.sh [-n ITERS] [-s "SIZE..."] [-t VM_TIMEOUT_S]
+#   bench/rdma-baselines.sh [-n ITERS] [-N MSGS] [-s "SIZE..."]
+#                           [-m "lat bw"] [-t VM_TIMEOUT_S]
 #
 # Runs, for each message size (default 32 and 4096 bytes):
-#   perftest      ib_write_lat -R            (RC RDMA WRITE ping-pong, rdmacm)
-#   UCX (UCT)     ucx_perftest -x rc_verbs -t am_lat (RC active messages)
+#   latency (-m lat), ITERS round trips (default 5000):
+#     perftest    ib_write_lat -R            (RC RDMA WRITE ping-pong, rdmacm)
+#     UCX (UCT)   ucx_perftest -x rc_verbs -t am_lat (RC active messages)
+#   throughput (-m bw), MSGS messages (default 20000):
+#     perftest    ib_write_bw -R             (RC RDMA WRITE stream, rdmacm)
+#     UCX (UCT)   ucx_perftest -x rc_verbs -t am_bw (RC active messages)
 # each as a server in the background and a client to 192.0.2.1, and prints
-# one table of one-way latency (half the round trip, as both tools report).
+# a table of one-way latency (half the round trip, as both tools report)
+# and one of messages/s (as the sending client counts them).
 #
 # Where it runs: on a host that has the Soft-RoCE device rxe0 (inside the
 # test VM, or a host prepared the same way). Without one it re-executes
@@ -19,19 +25,23 @@
 set -u
 
 iters=5000
+msgs=20000
 sizes="32 4096"
+modes="lat bw"
 vm_tmo=1200
 dev=${MUON_RDMA_DEV:-rxe0}
 addr=${MUON_RDMA_ADDR:-192.0.2.1}
 me=rdma-baselines
 
 usage() {
-	echo "usage: $0 [-n ITERS] [-s \"SIZE...\"] [-t VM_TIMEOUT_S]" >&2
+	echo "usage: $0 [-n ITERS] [-N MSGS] [-s \"SIZE...\"] [-m \"lat bw\"] [-t VM_TIMEOUT_S]" >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
 	case $1 in
 	-n) [ $# -ge 2 ] || usage; iters=$2; shift 2 ;;
+	-N) [ $# -ge 2 ] || usage; msgs=$2; shift 2 ;;
+	-m) [ $# -ge 2 ] || usage; modes=$2; shift 2 ;;
 	-s) [ $# -ge 2 ] || usage; sizes=$2; shift 2 ;;
 	-t) [ $# -ge 2 ] || usage; vm_tmo=$2; shift 2 ;;
 	-h|--help) usage ;;
@@ -39,6 +49,12 @@ while [ $# -gt 0 ]; do
 	esac
 done
 case $iters in ''|*[!0-9]*) usage ;; esac
+case $msgs in ''|*[!0-9]*|0) usage ;; esac
+do_lat=0 do_bw=0
+for m in $modes; do
+	case $m in lat) do_lat=1 ;; bw) do_bw=1 ;; *) usage ;; esac
+done
+[ "$do_lat$do_bw" != 00 ] || usage
 
 self=$(cd "$(dirname "$0")" && pwd -P)/$(basename "$0")
 root=$(dirname "$(dirname "$self")")
@@ -51,7 +67,7 @@ if [ ! -e "/sys/class/infiniband/$dev" ]; then
 	echo "$me: no RDMA device $dev here: running inside the Soft-RoCE VM (test/rdma/run-vm.sh)" >&2
 	cd "$root" || exit 1
 	exec sh "$root/test/rdma/run-vm.sh" -d "$root" -t "$vm_tmo" -- \
-		sh "$self" -n "$iters" -s "$sizes"
+		sh "$self" -n "$iters" -N "$msgs" -s "$sizes" -m "$modes"
 fi
 
 tmo=300 # per process
@@ -67,19 +83,25 @@ trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
 rows=
+brows=
 failed=0
 # row TOOL BYTES TYPICAL AVG P99 NOTE
 row() {
 	rows="$rows$(printf '%-40s %6s %12s %10s %10s  %s' "$1" "$2" "$3" "$4" "$5" "$6")
 "
 }
-problem() { # TOOL BYTES WHAT [OUTPUT_FILE...]
-	t=$1 b=$2 w=$3
-	shift 3
+# brow TOOL BYTES MSGS_PER_S MB_PER_S NOTE
+brow() {
+	brows="$brows$(printf '%-40s %6s %12s %10s  %s' "$1" "$2" "$3" "$4" "$5")
+"
+}
+problem() { # lat|bw TOOL BYTES WHAT [OUTPUT_FILE...]
+	k=$1 t=$2 b=$3 w=$4
+	shift 4
 	failed=1
 	echo "$me: $t ($b B): $w" >&2
 	show_files "$@"
-	row "$t" "$b" - - - "$w"
+	if [ "$k" = lat ]; then row "$t" "$b" - - - "$w"; else brow "$t" "$b" - - "$w"; fi
 }
 
 # shellcheck source=bench/rdma-lib.sh
@@ -92,7 +114,7 @@ bench_perftest() {
 			row "$t" "$s" "$lat_typ" "$lat_avg" "$lat_p99" "t_typical; p99 = 99% percentile"
 		else
 			# shellcheck disable=SC2086 # a list of file names
-			problem "$t" "$s" "$lat_err" $lat_files
+			problem lat "$t" "$s" "$lat_err" $lat_files
 		fi
 	done
 }
@@ -104,7 +126,31 @@ bench_ucx() {
 			row "$t $lat_layout" "$s" "$lat_p50" "$lat_avg" - "50.0%ile"
 		else
 			# shellcheck disable=SC2086 # a list of file names
-			problem "$t" "$s" "$lat_err" $lat_files
+			problem lat "$t" "$s" "$lat_err" $lat_files
+		fi
+	done
+}
+
+bench_perftest_bw() {
+	t="perftest ib_write_bw -R (RC WRITE)"
+	for s in $sizes; do
+		if perftest_bw "$s" "$msgs"; then
+			brow "$t" "$s" "$bw_rate" "$bw_mbs" "MsgRate; BW average (MiB/s)"
+		else
+			# shellcheck disable=SC2086 # a list of file names
+			problem bw "$t" "$s" "$lat_err" $lat_files
+		fi
+	done
+}
+
+bench_ucx_bw() {
+	t="ucx_perftest am_bw (UCT rc_verbs)"
+	for s in $sizes; do
+		if ucx_bw "$s" "$msgs"; then
+			brow "$t $lat_layout" "$s" "$bw_rate" "$bw_mbs" "overall msg/s and MB/s"
+		else
+			# shellcheck disable=SC2086 # a list of file names
+			problem bw "$t" "$s" "$lat_err" $lat_files
 		fi
 	done
 }
@@ -112,8 +158,14 @@ bench_ucx() {
 # muon's own verbs ping-pong and the bare one of muon-bench, next to these
 # two: bench/rdma-compare.sh.
 
-bench_perftest
-bench_ucx
+if [ "$do_lat" = 1 ]; then
+	bench_perftest
+	bench_ucx
+fi
+if [ "$do_bw" = 1 ]; then
+	bench_perftest_bw
+	bench_ucx_bw
+fi
 
 kernel=$(uname -r)
 virt=native
@@ -121,8 +173,19 @@ virt=native
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
 echo "RDMA baselines: $dev (Soft-RoCE) at $addr, kernel $kernel, $virt"
-echo "CPU: $cpu; $iters iterations; one-way latency in microseconds (round trip / 2)"
-echo
-printf '%-40s %6s %12s %10s %10s  %s\n' "tool" "bytes" "typ/median" "avg" "p99" "note"
-printf '%s' "$rows"
+echo "CPU: $cpu"
+if [ "$do_lat" = 1 ]; then
+	echo
+	echo "Latency: $iters iterations; one-way, microseconds (round trip / 2)"
+	echo
+	printf '%-40s %6s %12s %10s %10s  %s\n' "tool" "bytes" "typ/median" "avg" "p99" "note"
+	printf '%s' "$rows"
+fi
+if [ "$do_bw" = 1 ]; then
+	echo
+	echo "Throughput: $msgs messages, one way, counted at the sender"
+	echo
+	printf '%-40s %6s %12s %10s  %s\n' "tool" "bytes" "msgs/s" "MB/s" "note"
+	printf '%s' "$brows"
+fi
 exit $failed

@@ -9,8 +9,8 @@
 #   me     the script's name, for messages
 # and kills "$srv_pid" (when not empty) from its EXIT/INT/TERM traps.
 #
-# Results come back in variables: lat_* on success, lat_err (why) and
-# lat_files (outputs worth showing) on failure.
+# Results come back in variables: lat_* (latency) or bw_* (throughput) on
+# success, lat_err (why) and lat_files (outputs worth showing) on failure.
 # shellcheck shell=sh disable=SC2034,SC2154 # lat_* are for the caller, work tmo dev addr me from it
 
 srv_pid=
@@ -68,6 +68,14 @@ run_pair() {
 	[ "$cli_rc" = 0 ] && [ "$srv_rc" = 0 ]
 }
 
+# cm_rejected FILE: the perftest client's connect request was rejected.
+# Seen once in many runs under TCG (RDMA_CM_EVENT_REJECTED although the
+# server's rdma_cm id was listening); the pair is run again, 3 runs at
+# most, saying so on stderr.
+cm_rejected() {
+	grep -q 'RDMA_CM_EVENT_REJECTED' "$1"
+}
+
 # perftest_lat SIZE ITERS: ib_write_lat -R (RC RDMA WRITE ping-pong through
 # rdmacm), server in the background, client to $addr. On success sets
 # lat_typ, lat_avg, lat_p99: one-way microseconds as perftest prints them
@@ -94,6 +102,10 @@ perftest_lat() {
 		lat_files="$work/$f.server $work/$f.client"
 		# #bytes #iterations t_min t_max t_typical t_avg t_stdev 99% 99.9%
 		line=$(awk -v s="$s" -v n="$n" '$1 == s && $2 == n && NF >= 8 { print; exit }' "$work/$f.client")
+		if [ "$ok" != 0 ] && cm_rejected "$work/$f.client"; then
+			[ "$try" = 3 ] || echo "$me: ib_write_lat $s B: the connection was rejected (client exit $cli_rc), run $((try + 1)) of 3" >&2
+			continue
+		fi
 		case $ok:$line in 0:*inf*) ;; *) break ;; esac
 		echo "$me: ib_write_lat $s B: CPU clock calibration failed (latencies are inf), run $((try + 1)) of 3" >&2
 	done
@@ -154,6 +166,100 @@ ucx_lat() {
 	# shellcheck disable=SC2086 # split the result line into fields
 	set -- $line
 	lat_p50=$3 lat_avg=$4
+	return 0
+}
+
+# perftest_bw SIZE ITERS: ib_write_bw -R (RC RDMA WRITE streaming through
+# rdmacm; the sender posts writes with 128 in flight, the receiver's CPU
+# takes no part), server in the background, client to $addr. On success
+# sets bw_rate (messages/s) and bw_mbs (MB/s, perftest's MiB-based "BW
+# average"), both as the client measured them.
+perftest_bw() {
+	s=$1 n=$2
+	bw_rate='' bw_mbs='' lat_err='' lat_files=''
+	if ! command -v ib_write_bw >/dev/null 2>&1; then
+		lat_err="missing: install the Debian package perftest"
+		return 1
+	fi
+	# The same CPU clock calibration as in perftest_lat can fail here,
+	# which shows as inf or nan rates: 3 runs at most.
+	for try in 1 2 3; do
+		lat_port_perftest=$((lat_port_perftest + 1))
+		p=$lat_port_perftest
+		f=wbw$s.$try
+		run_pair "$f" cm "$p" \
+			ib_write_bw -R -d "$dev" -s "$s" -n "$n" -p "$p" -- \
+			ib_write_bw -R -d "$dev" -s "$s" -n "$n" -p "$p" "$addr"
+		ok=$?
+		lat_files="$work/$f.server $work/$f.client"
+		# #bytes #iterations BW_peak BW_average MsgRate[Mpps]
+		line=$(awk -v s="$s" -v n="$n" '$1 == s && $2 == n && NF >= 5 { print; exit }' "$work/$f.client")
+		if [ "$ok" != 0 ] && cm_rejected "$work/$f.client"; then
+			[ "$try" = 3 ] || echo "$me: ib_write_bw $s B: the connection was rejected (client exit $cli_rc), run $((try + 1)) of 3" >&2
+			continue
+		fi
+		case $ok:$line in 0:*inf*|0:*nan*) ;; *) break ;; esac
+		echo "$me: ib_write_bw $s B: CPU clock calibration failed (rates are inf), run $((try + 1)) of 3" >&2
+	done
+	if [ "$ok" != 0 ]; then
+		lat_err="FAILED (server exit $srv_rc, client exit $cli_rc)"
+		return 1
+	fi
+	if [ -z "$line" ]; then
+		lat_err="FAILED: no result line in the output"
+		return 1
+	fi
+	# shellcheck disable=SC2086 # split the result line into fields
+	set -- $line
+	case $4$5 in *inf*|*nan*)
+		lat_err="FAILED: CPU clock calibration (r^2 < 0.9) in 3 runs"
+		return 1 ;;
+	esac
+	bw_mbs=$4
+	bw_rate=$(awk -v x="$5" 'BEGIN { printf "%.0f", x * 1e6 }')
+	return 0
+}
+
+# ucx_bw SIZE ITERS: ucx_perftest -x rc_verbs -t am_bw (UCT RC active
+# messages streamed one way, a handler call per message at the receiver,
+# the closest of UCX's tests to a publisher streaming to a subscriber),
+# server in the background, client with the server's address first; short
+# (inline) layout where UCX allows it on rxe, else bcopy, as ucx_lat. On
+# success sets bw_rate (messages/s) and bw_mbs (MB/s), the "overall"
+# figures of UCX's Final line, and lat_layout.
+ucx_bw() {
+	s=$1 n=$2
+	bw_rate='' bw_mbs='' lat_layout='' lat_err='' lat_files=''
+	if ! command -v ucx_perftest >/dev/null 2>&1; then
+		lat_err="missing: install the Debian package ucx-utils"
+		return 1
+	fi
+	for lat_layout in short bcopy; do
+		lat_port_ucx=$((lat_port_ucx + 1))
+		p=$lat_port_ucx
+		f=ucxbw$s$lat_layout
+		run_pair "$f" tcp "$p" \
+			ucx_perftest -d "$dev:1" -x rc_verbs -t am_bw -p "$p" -- \
+			ucx_perftest "$addr" -p "$p" -d "$dev:1" -x rc_verbs -t am_bw \
+			-D "$lat_layout" -s "$s" -n "$n"
+		ok=$?
+		lat_files="$work/$f.server $work/$f.client"
+		[ "$ok" = 0 ] || ! grep -q 'larger than max supported' "$work/$f.client" || continue
+		break
+	done
+	if [ "$ok" != 0 ]; then
+		lat_err="FAILED (server exit $srv_rc, client exit $cli_rc)"
+		return 1
+	fi
+	# Final: iterations 50%ile avg overall MB/s(avg overall) msg/s(avg overall)
+	line=$(awk '$1 == "Final:" { print; exit }' "$work/$f.client")
+	if [ -z "$line" ]; then
+		lat_err="FAILED: no 'Final:' line in the output"
+		return 1
+	fi
+	# shellcheck disable=SC2086 # split the result line into fields
+	set -- $line
+	bw_mbs=$7 bw_rate=$9
 	return 0
 }
 

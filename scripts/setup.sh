@@ -15,6 +15,11 @@ packages=(
 	iproute2
 	# the Soft-RoCE test VM
 	qemu-system-x86 busybox-static kmod cpio
+	# bench/compare-peers.sh: the ZeroMQ and NNG peers (bench/peers) and
+	# jq, which reads the benchmarks' JSON (also in the rdma-*.sh scripts)
+	libzmq3-dev libnng-dev jq
+	# muon-bench --png draws its percentile plot with gnuplot
+	gnuplot-nox
 )
 
 missing=()
