@@ -44,12 +44,17 @@ for s in $want; do
 	grep -q "^muon,$s,$mode,$transport," "$out" ||
 		fail "no result row for series '$s'"
 done
-# messages > 0, lost == 0, and a p50 unless the row is throughput-only.
+# messages > 0, lost == 0, and latency samples unless the row is
+# throughput-only. Not a p50: on a loaded CI machine a short flat-out run
+# (latency sampled 1 in 64) may have too few samples for one, which the
+# tool rightly leaves out.
 awk -F, 'NR > 1 {
 	rows++
 	if ($6 + 0 <= 0) { print "row " NR ": no messages delivered"; bad = 1 }
 	if ($7 != "0") { print "row " NR ": " $7 " messages lost"; bad = 1 }
-	if ($11 != "none" && $14 == "") { print "row " NR ": no p50"; bad = 1 }
+	if ($11 != "none" && ($12 + 0 <= 0 || $13 == "")) {
+		print "row " NR ": no latency samples"; bad = 1
+	}
 }
 END { if (!rows) { print "no result rows"; bad = 1 } exit bad }' "$out" >"$out.why" ||
 	{ why=$(cat "$out.why"); rm -f "$out.why"; fail "$why"; }
