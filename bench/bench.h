@@ -94,6 +94,21 @@ static inline int bench_cpu_of(const struct bench_opts *o, unsigned i)
 	return o->n_cpus ? o->cpus[i % o->n_cpus] : -1;
 }
 
+/* Subscribers of a run: one for pingpong and throughput, --subs (at least
+ * one) for fanout and streams. */
+static inline unsigned bench_subs(const struct bench_opts *o)
+{
+	switch (o->mode) {
+	case BENCH_PINGPONG:
+	case BENCH_THROUGHPUT:
+		return 1;
+	case BENCH_FANOUT:
+	case BENCH_STREAMS:
+		return o->subs ? o->subs : 1;
+	}
+	return 1;
+}
+
 static inline const char *bench_mode_name(enum bench_mode m)
 {
 	switch (m) {

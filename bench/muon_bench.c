@@ -374,20 +374,6 @@ static void parse_cpus(struct bench_opts *o, const char *arg)
 	}
 }
 
-/* The subscribers this host runs (0 for a lone publisher). */
-static unsigned n_subs(const struct bench_opts *o)
-{
-	switch (o->mode) {
-	case BENCH_PINGPONG:
-	case BENCH_THROUGHPUT:
-		return 1;
-	case BENCH_FANOUT:
-	case BENCH_STREAMS:
-		return o->subs ? o->subs : 1;
-	}
-	return 1;
-}
-
 /* Sides that busy-poll a CPU each: side 0 is the ping or publisher. With
  * --role the other host's sides are counted too, which only matters if
  * they were pinned to the same CPUs as ours. */
@@ -395,7 +381,7 @@ static unsigned busy_sides(const struct bench_opts *o)
 {
 	if (o->role == BENCH_ROLE_PUB)
 		return 1;
-	return 1 + n_subs(o);
+	return 1 + bench_subs(o);
 }
 
 /*
@@ -406,7 +392,7 @@ static unsigned busy_sides(const struct bench_opts *o)
 static int default_cpus(struct bench_opts *o, const cpu_set_t *allowed)
 {
 	int avail[CPU_SETSIZE];
-	unsigned m = 0, subs = n_subs(o);
+	unsigned m = 0, subs = bench_subs(o);
 
 	for (int c = 0; c < CPU_SETSIZE; c++)
 		if (CPU_ISSET(c, allowed))

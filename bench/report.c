@@ -286,19 +286,6 @@ static void baseline_note(const struct bench_opts *o,
 
 /* ---------------------------------------------------------- the header */
 
-static unsigned subscribers(const struct bench_opts *o)
-{
-	switch (o->mode) {
-	case BENCH_PINGPONG:
-	case BENCH_THROUGHPUT:
-		return 1;
-	case BENCH_FANOUT:
-	case BENCH_STREAMS:
-		return o->subs ? o->subs : 1;
-	}
-	return 1;
-}
-
 /* "0,2-5": a CPU list as sched_setaffinity's tools write it. */
 static void cpu_list(const int *cpu, unsigned n, char *buf, size_t len)
 {
@@ -330,7 +317,7 @@ static void cpu_list(const int *cpu, unsigned n, char *buf, size_t len)
 static void print_cpus(FILE *f, const struct bench_opts *o)
 {
 	int subs_cpu[BENCH_MAX_SUBS];
-	unsigned n = subscribers(o);
+	unsigned n = bench_subs(o);
 	char list[256];
 
 	fprintf(f, "# CPUs:      ");
@@ -376,11 +363,11 @@ static void print_header(FILE *f, const struct bench_opts *o,
 	fprintf(f, "\n");
 	print_cpus(f, o);
 	if (o->mode == BENCH_FANOUT)
-		fprintf(f, "# fan-out:   %u subscribers\n", subscribers(o));
+		fprintf(f, "# fan-out:   %u subscribers\n", bench_subs(o));
 	if (o->mode == BENCH_STREAMS)
 		fprintf(f, "# streams:   %u publications over %u topics, %u "
-			"subscriber%s\n", o->pubs, o->topics, subscribers(o),
-			subscribers(o) == 1 ? "" : "s");
+			"subscriber%s\n", o->pubs, o->topics, bench_subs(o),
+			bench_subs(o) == 1 ? "" : "s");
 	fprintf(f, "# sizes:     ");
 	for (unsigned i = 0; i < o->n_sizes; i++)
 		fprintf(f, "%s%zu", i ? ", " : "", o->sizes[i]);
@@ -1151,7 +1138,7 @@ static void side_name(const struct bench_opts *o, unsigned i, char *buf,
 		snprintf(buf, len, "%s", i == 0 ? "ping" : "pong");
 	else if (i == 0)
 		snprintf(buf, len, "publisher");
-	else if (subscribers(o) == 1)
+	else if (bench_subs(o) == 1)
 		snprintf(buf, len, "subscriber");
 	else
 		snprintf(buf, len, "sub%u", i - 1);
