@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/frame.h"
+#include "core/mring.h"
 #include "core/muoni_prefetch.h"
 #include "core/sendlog.h"
 #include "transport/transport.h"
@@ -217,6 +218,10 @@ struct muoni_conn {
 	unsigned rx_index;
 
 	/* sending side */
+	/* shm: the peer's ring, which publish writes inline while it is
+	 * simple (muoni_mring_put_fast()); NULL until mapped and on every
+	 * other transport. */
+	struct muoni_mring *mring;
 	struct muoni_sender **senders;
 	unsigned n_senders;
 	unsigned cap_senders;
@@ -275,7 +280,6 @@ struct muoni_sender {
 	unsigned pub_index;
 	unsigned conn_index;
 	bool lagging;
-	bool direct; /* took the current message through push_msg */
 };
 
 struct muon_pub {

@@ -280,8 +280,9 @@ static int pub_make_room(struct muon_pub *p, uint64_t need)
 	return MUON_EBACKPRESSURE;
 }
 
-/* Everything that can refuse a message, before anything is written. */
-static inline int pub_admit(struct muon_pub *p, size_t len)
+/* Everything that can refuse a message, before anything is written.
+ * Sets *needp to how far the log's head will move. */
+static inline int pub_admit(struct muon_pub *p, size_t len, uint64_t *needp)
 {
 	uint64_t need;
 	int rc;
@@ -303,11 +304,12 @@ static inline int pub_admit(struct muon_pub *p, size_t len)
 	}
 	if (MUONI_UNLIKELY(p->bp_reported))
 		p->bp_reported = false;
+	*needp = need;
 	return 0;
 }
 
 /* After the frame is in the log: counters, and every sender not served
- * directly pushes from its cursor. */
+ * directly (those are at the head already) pushes from its cursor. */
 static inline int64_t pub_send(struct muon_pub *p, uint32_t len)
 {
 	uint64_t seq = muoni_sendlog_commit(&p->log, len);
@@ -320,15 +322,8 @@ static inline int64_t pub_send(struct muon_pub *p, uint32_t len)
 	for (i = p->n_senders; i-- > 0;) {
 		struct muoni_sender *s = p->senders[i];
 
-		/* A flag on the sender, not an index: a failing push
-		 * removes its sender and moves another into its slot. */
-		if (s->direct) {
-			s->direct = false;
-			s->pos = p->log.head;
-			s->conn->tx_count++;
-		} else {
+		if (s->pos != p->log.head)
 			muoni_sender_progress(s);
-		}
 	}
 	return (int64_t)seq;
 }
@@ -336,50 +331,106 @@ static inline int64_t pub_send(struct muon_pub *p, uint32_t len)
 /*
  * The latency-critical part of publish: subscribers that are up to date get
  * the message written straight from the caller's buffer, before the send
- * log is touched, so the log bookkeeping overlaps the transfer.
+ * log is touched, so the log bookkeeping overlaps the transfer. Their
+ * cursors move to where the log's head will be once the frame is in it
+ * (`need` ahead, a PAD included), so pub_send() leaves them alone.
  */
 static inline void pub_push_direct(struct muon_pub *p, const void *data,
-				   uint32_t len)
+				   uint32_t len, uint64_t need)
 {
-	struct muoni_frame_hdr fh;
-	uint64_t head = p->log.head;
+	uint64_t head = p->log.head, seq = p->log.next_seq;
 	unsigned i;
 
-	muoni_frame_hdr_init(&fh, MUONI_FT_DATA, MUONI_FRAME_HDR_LEN + len,
-			     p->stream_id, p->log.next_seq);
 	for (i = p->n_senders; i-- > 0;) {
 		struct muoni_sender *s = p->senders[i];
 		struct muoni_conn *c = s->conn;
 		int rc;
 
-		if (s->pos != head || c->ctl_len || !c->ops->push_msg)
+		if (s->pos != head || c->ctl_len)
 			continue;
-		rc = c->ops->push_msg(c, &fh, data, len);
-		if (MUONI_LIKELY(rc > 0))
-			s->direct = true;
-		else if (rc < 0)
+		if (c->mring && muoni_mring_put_fast(c->mring, p->stream_id,
+						     seq, data, len)) {
+			rc = 1;
+		} else {
+			if (!c->ops->push_msg)
+				continue;
+			rc = c->ops->push_msg(c, p->stream_id, seq, data, len);
+		}
+		if (MUONI_LIKELY(rc > 0)) {
+			s->pos = head + need;
+			c->tx_count++;
+		} else if (rc < 0) {
 			muoni_conn_push_failed(c, rc);
+		}
 	}
 }
 
-int64_t muoni_publish(struct muon_pub *p, const void *data, size_t len)
+/* Publish in general: any number of subscribers in any state. */
+static __attribute__((noinline)) int64_t
+pub_publish_any(struct muon_pub *p, const void *data, size_t len)
 {
 	struct muoni_frame_hdr *h;
-	int rc = pub_admit(p, len);
+	uint64_t need = 0;
+	int rc = pub_admit(p, len, &need);
 
 	if (MUONI_UNLIKELY(rc))
 		return rc;
-	pub_push_direct(p, data, (uint32_t)len);
+	pub_push_direct(p, data, (uint32_t)len, need);
 	h = muoni_sendlog_reserve(&p->log, (uint32_t)len);
-	if (len)
-		memcpy(h + 1, data, len);
+	muoni_copy_small((unsigned char *)(h + 1), data, len);
 	return pub_send(p, (uint32_t)len);
+}
+
+/* Up to here muoni_copy_small() calls nothing (bigger messages are set by
+ * the copy, not by the stores around it). */
+#define MUONI_PUB_FAST_MAX 64
+
+/*
+ * One up-to-date shm subscriber, a small message and nothing unusual: the case a flat-out
+ * publisher lives in, written without a call so that the compiler neither
+ * saves registers nor spills them. Each of those is a store, and every
+ * store queues behind the ring store that waits for the subscriber's cache
+ * line: at 32 bytes the stores per message set the rate. Anything else,
+ * including a full ring, goes to pub_publish_any() with nothing written
+ * (reserve_fast() may have evicted the oldest frame, which that path would
+ * evict too).
+ */
+int64_t muoni_publish(struct muon_pub *p, const void *data, size_t len)
+{
+	struct muoni_sender *s;
+	struct muoni_conn *c;
+	struct muoni_frame_hdr *h;
+	uint64_t head = p->log.head, seq = p->log.next_seq;
+
+	if (p->n_senders != 1 || p->claim_open || p->closing ||
+	    p->bp_reported || len > MUONI_PUB_FAST_MAX ||
+	    len > p->ctx->cfg.max_msg_size)
+		goto any;
+	s = p->senders[0];
+	c = s->conn;
+	if (s->pos != head || !c->mring || c->ctl_len ||
+	    head + muoni_align8(MUONI_FRAME_HDR_LEN + (uint32_t)len) > p->limit)
+		goto any;
+	h = muoni_sendlog_reserve_fast(&p->log, (uint32_t)len);
+	if (!h || !muoni_mring_put_fast(c->mring, p->stream_id, seq, data,
+					(uint32_t)len))
+		goto any;
+	muoni_copy_small((unsigned char *)(h + 1), data, len);
+	seq = muoni_sendlog_commit(&p->log, (uint32_t)len);
+	s->pos = p->log.head;
+	c->tx_count++;
+	p->ctx->ctr.msgs_sent++;
+	p->ctx->ctr.bytes_sent += len;
+	return (int64_t)seq;
+any:
+	return pub_publish_any(p, data, len);
 }
 
 int muoni_claim(struct muon_pub *p, size_t len, void **buf)
 {
 	struct muoni_frame_hdr *h;
-	int rc = pub_admit(p, len);
+	uint64_t need = 0;
+	int rc = pub_admit(p, len, &need);
 
 	if (rc)
 		return rc;

@@ -84,7 +84,7 @@ struct muoni_frame_hdr *muoni_sendlog_reserve_slow(struct muoni_sendlog *log,
 		log->head += log->cap - off;
 		off = 0;
 	}
-	return (struct muoni_frame_hdr *)(log->buf + off);
+	return muoni_sendlog_zero_tail(log->buf + off, len);
 }
 
 uint64_t muoni_sendlog_find(const struct muoni_sendlog *log, uint64_t seq)

@@ -49,10 +49,29 @@ static inline uint64_t muoni_sendlog_need(const struct muoni_sendlog *log,
 }
 
 /*
+ * Zero the alignment tail of the frame at `f` (it is sent as-is to every
+ * subscriber) before the payload is written: the payload then leaves it
+ * alone, and no call to memset is needed after.
+ */
+static inline struct muoni_frame_hdr *muoni_sendlog_zero_tail(uint8_t *f,
+							      uint32_t len)
+{
+	uint32_t flen = MUONI_FRAME_HDR_LEN + len;
+
+	if (flen & (MUONI_FRAME_ALIGN - 1)) {
+		uint64_t z = 0;
+
+		__builtin_memcpy(f + muoni_align8(flen) - 8, &z, 8);
+	}
+	return (struct muoni_frame_hdr *)(void *)f;
+}
+
+/*
  * Make room for a payload of `len` at the head: write the PAD if needed,
  * evict the oldest frames that overlap, and return the frame's header
- * (payload follows). The caller has already checked that no cursor still
- * needs the evicted bytes. Does not advance head past the frame itself.
+ * (payload follows; its alignment tail is zeroed). The caller has already
+ * checked that no cursor still needs the evicted bytes. Does not advance
+ * head past the frame itself.
  */
 struct muoni_frame_hdr *muoni_sendlog_reserve_slow(struct muoni_sendlog *log,
 						   uint32_t len);
@@ -64,15 +83,19 @@ struct muoni_frame_hdr *muoni_sendlog_reserve_slow(struct muoni_sendlog *log,
  * Inline because publish runs them per message: each call would push
  * registers, and on x86 every store, pushes included, queues behind the
  * one to the subscriber's ring that may be waiting for its cache line.
+ *
+ * reserve_fast: the reserve of the steady state (no wrap, at most one
+ * frame evicted). Returns NULL, having changed nothing, when it would take
+ * the slow path.
  */
 static inline struct muoni_frame_hdr *
-muoni_sendlog_reserve(struct muoni_sendlog *log, uint32_t len)
+muoni_sendlog_reserve_fast(struct muoni_sendlog *log, uint32_t len)
 {
 	uint64_t flen = muoni_align8(MUONI_FRAME_HDR_LEN + len);
 	uint64_t off = log->head & log->mask;
 
 	if (__builtin_expect(off + flen > log->cap, 0))
-		return muoni_sendlog_reserve_slow(log, len);
+		return NULL;
 	/* Evict the one frame the new one overwrites, in the steady state of
 	 * a full log with frames of one size; anything else is slow. */
 	if (log->head + flen > log->tail + log->cap) {
@@ -83,11 +106,20 @@ muoni_sendlog_reserve(struct muoni_sendlog *log, uint32_t len)
 		if (__builtin_expect(t->type != MUONI_FT_DATA ||
 				     log->head + flen > log->tail + tlen +
 							log->cap, 0))
-			return muoni_sendlog_reserve_slow(log, len);
+			return NULL;
 		log->tail_seq = t->seq + 1;
 		log->tail += tlen;
 	}
-	return (struct muoni_frame_hdr *)(log->buf + off);
+	return muoni_sendlog_zero_tail(log->buf + off, len);
+}
+
+static inline struct muoni_frame_hdr *
+muoni_sendlog_reserve(struct muoni_sendlog *log, uint32_t len)
+{
+	struct muoni_frame_hdr *h = muoni_sendlog_reserve_fast(log, len);
+
+	return __builtin_expect(h != NULL, 1) ? h
+					      : muoni_sendlog_reserve_slow(log, len);
 }
 
 /* Finish the frame reserved at head with `len` payload bytes; returns its
@@ -99,10 +131,8 @@ static inline uint64_t muoni_sendlog_commit(struct muoni_sendlog *log,
 	uint32_t flen = MUONI_FRAME_HDR_LEN + len;
 	uint64_t seq = log->next_seq++;
 
-	muoni_frame_hdr_init(h, MUONI_FT_DATA, flen, log->stream_id, seq);
-	/* Zero the alignment tail: it is sent as-is to every subscriber. */
-	if (flen & (MUONI_FRAME_ALIGN - 1))
-		memset((uint8_t *)h + flen, 0, muoni_align8(flen) - flen);
+	h->commit = 0;
+	muoni_frame_hdr_put(h, MUONI_FT_DATA, 0, flen, log->stream_id, seq);
 	if (log->tail == log->head)
 		log->tail_seq = seq;
 	log->head += muoni_align8(flen);

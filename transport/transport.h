@@ -46,11 +46,13 @@ struct muoni_transport_ops {
 	int (*push)(struct muoni_conn *c, const uint8_t *frames, size_t len,
 		    size_t *taken);
 
-	/* Optional fast path, publisher side: write one DATA frame given as
-	 * header and payload (the caller's buffer) without going through the
-	 * send log first. Returns 1 when written, 0 when there is no room
-	 * (core then falls back to push), or a negative status. */
-	int (*push_msg)(struct muoni_conn *c, const struct muoni_frame_hdr *h,
+	/* Optional fast path, publisher side: write one DATA frame of
+	 * `stream_id` and `seq` with the caller's payload, without going
+	 * through the send log first. The header comes as values so that a
+	 * transport can store it straight from registers (see ring_put() in
+	 * shm.c for why that matters). Returns 1 when written, 0 when there
+	 * is no room (core then falls back to push), or a negative status. */
+	int (*push_msg)(struct muoni_conn *c, uint32_t stream_id, uint64_t seq,
 			const void *payload, uint32_t plen);
 
 	/* Receiving side: hand up to `budget` received frames to

@@ -40,11 +40,12 @@ static int stub_push(struct muoni_conn *c, const uint8_t *f, size_t len,
 	return 0;
 }
 
-static int stub_push_msg(struct muoni_conn *c, const struct muoni_frame_hdr *h,
-			 const void *p, uint32_t plen)
+static int stub_push_msg(struct muoni_conn *c, uint32_t stream_id,
+			 uint64_t seq, const void *p, uint32_t plen)
 {
 	(void)c;
-	(void)h;
+	(void)stream_id;
+	(void)seq;
 	(void)p;
 	(void)plen;
 	return 1;

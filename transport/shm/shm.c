@@ -23,14 +23,6 @@
 
 #define RXBUF_LEN (MUONI_CTRL_MAX + MUONI_FRAME_HDR_LEN + 64)
 
-/* Frames start on cache-line boundaries in shm rings: a small message and
- * its commit word then arrive in one line, one miss per message. */
-#define SLOT_ALIGN 64u
-
-static inline uint32_t slot_len(uint32_t len)
-{
-	return (len + (SLOT_ALIGN - 1)) & ~(SLOT_ALIGN - 1);
-}
 #define RING_MAX (256ull << 20) /* a peer's ring we map and touch */
 
 /* One mapped ring: the one we own and read (rx), or the peer's that we
@@ -39,12 +31,7 @@ struct shm_ring {
 	uint8_t *map;
 	size_t map_len;
 	struct muoni_shm_ring_hdr *hdr;
-	uint8_t *ring;
-	uint64_t cap;
-	uint64_t mask;
-	uint64_t pos;  /* rx: read position; tx: write position */
-	uint64_t aux;  /* rx: last position stored in consumed;
-			  tx: cached consumed position of the reader */
+	struct muoni_mring m; /* positions: see core/mring.h */
 	int guard;     /* SIGBUS guard slot, -1 when unmapped */
 };
 
@@ -219,9 +206,9 @@ static int ring_map(struct shm_conn *sc, struct shm_ring *r, int fd,
 	r->map = m;
 	r->map_len = len;
 	r->hdr = m;
-	r->ring = (uint8_t *)m + MUONI_SHM_HDR_SIZE;
-	r->cap = cap;
-	r->mask = cap - 1;
+	r->m.ring = (uint8_t *)m + MUONI_SHM_HDR_SIZE;
+	r->m.cap = cap;
+	r->m.mask = cap - 1;
 	return 0;
 }
 
@@ -231,6 +218,7 @@ static int ring_attach(struct shm_conn *sc, int fd)
 	struct muoni_shm_ring_hdr h;
 	struct stat st;
 	ssize_t n;
+	int rc;
 
 	if (fstat(fd, &st))
 		return MUONI_ERR_ERRNO("%s: fstat ring", sc->base.desc);
@@ -253,7 +241,12 @@ static int ring_attach(struct shm_conn *sc, int fd)
 				 "header says %llu", sc->base.desc,
 				 (long long)st.st_size,
 				 (unsigned long long)h.ring_size);
-	return ring_map(sc, &sc->tx, fd, h.ring_size, true);
+	rc = ring_map(sc, &sc->tx, fd, h.ring_size, true);
+	if (rc)
+		return rc;
+	sc->tx.m.wake = &sc->tx.hdr->wake_enabled;
+	sc->base.mring = &sc->tx.m;
+	return 0;
 }
 
 /* Create, lock and map our own receive ring; its fd goes to the peer with
@@ -596,6 +589,7 @@ static void shm_destroy(struct muoni_conn *c)
 		munmap(sc->rx.map, sc->rx.map_len);
 	}
 	if (sc->tx.map) {
+		c->mring = NULL;
 		muoni_shm_guard_del(sc->tx.guard);
 		munmap(sc->tx.map, sc->tx.map_len);
 	}
@@ -606,15 +600,6 @@ static void shm_destroy(struct muoni_conn *c)
 	free(sc->txq);
 	free(sc->rxbuf);
 	free(sc);
-}
-
-#ifndef MUONI_SHM_PREFETCH
-#define MUONI_SHM_PREFETCH 1024
-#endif
-
-static inline _Atomic uint64_t *commit_word(uint8_t *p)
-{
-	return (_Atomic uint64_t *)(void *)p;
 }
 
 static void shm_wake(struct shm_conn *sc)
@@ -629,46 +614,25 @@ static void shm_wake(struct shm_conn *sc)
 		(void)send(sc->fdh.fd, "W", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-/* Copy for the small sizes that dominate latency, without a libc call;
- * the ring slot and the send log both have slack past the copied bytes. */
-static inline void copy_msg(uint8_t *d, const uint8_t *s, size_t n)
-{
-	if (n <= 16) {
-		if (n >= 8) {
-			__builtin_memcpy(d, s, 8);
-			__builtin_memcpy(d + n - 8, s + n - 8, 8);
-		} else if (n) {
-			memcpy(d, s, n);
-		}
-	} else if (n <= 64) {
-		__builtin_memcpy(d, s, 16);
-		if (n > 32) {
-			__builtin_memcpy(d + 16, s + 16, 16);
-			__builtin_memcpy(d + n - 32, s + n - 32, 16);
-		}
-		__builtin_memcpy(d + n - 16, s + n - 16, 16);
-	} else {
-		memcpy(d, s, n);
-	}
-}
-
 /*
- * Write one frame at the write position: bytes 8..32 of its header from
- * `hdr`, then `plen` payload bytes, then the commit word. Returns false when
- * the subscriber has not freed enough room; a PAD to the end of the ring
- * is written first when the slot does not fit before it.
+ * Write one frame at the write position (see muoni_mring_write()). Returns
+ * 0 when the subscriber has not freed enough room; a PAD to the end of the
+ * ring is written first when the slot does not fit before it. The header
+ * comes as values for the reason given at muoni_frame_hdr_put(): copying a
+ * header struct that the caller had just written field by field was most
+ * of the publisher's time.
  */
-static inline int ring_put(struct shm_conn *sc, const struct muoni_frame_hdr *hdr,
+static inline int ring_put(struct shm_conn *sc, uint32_t tf,
+			   uint32_t stream_id, uint64_t seq,
 			   const void *payload, uint32_t plen)
 {
 	struct shm_ring *r = &sc->tx;
-	uint32_t flen = slot_len(MUONI_FRAME_HDR_LEN + plen);
-	uint64_t wpos = r->pos, cap = r->cap;
-	uint64_t off = wpos & r->mask;
+	uint32_t flen = muoni_mring_slot(MUONI_FRAME_HDR_LEN + plen);
+	uint64_t wpos = r->m.pos, cap = r->m.cap;
+	uint64_t off = wpos & r->m.mask;
 	uint64_t need = off + flen > cap ? flen + (cap - off) : flen;
-	uint8_t *dst;
 
-	if (MUONI_UNLIKELY(wpos + need - r->aux > cap)) {
+	if (MUONI_UNLIKELY(wpos + need - r->m.aux > cap)) {
 		uint64_t cons = atomic_load_explicit(
 			(_Atomic uint64_t *)&r->hdr->consumed,
 			memory_order_acquire);
@@ -677,31 +641,22 @@ static inline int ring_put(struct shm_conn *sc, const struct muoni_frame_hdr *hd
 					 "position %llu, we wrote %llu",
 					 sc->base.desc, (unsigned long long)cons,
 					 (unsigned long long)wpos);
-		r->aux = cons;
+		r->m.aux = cons;
 		if (wpos + need - cons > cap)
 			return 0;
 	}
 	if (MUONI_UNLIKELY(off + flen > cap)) {
-		struct muoni_frame_hdr *pad = (void *)(r->ring + off);
+		struct muoni_frame_hdr *pad = (void *)(r->m.ring + off);
 		pad->len = (uint32_t)(cap - off);
 		pad->type = MUONI_FT_PAD;
 		pad->flags = 0;
-		atomic_store_explicit(commit_word(r->ring + off), wpos | 1,
-				      memory_order_release);
+		atomic_store_explicit(muoni_mring_commit_word(r->m.ring + off),
+				      wpos | 1, memory_order_release);
 		wpos += cap - off;
 		off = 0;
 	}
-	dst = r->ring + off;
-	/* Own the lines ahead before we need them: a subscriber read each
-	 * one a lap ago, and a store that waits for the line holds back
-	 * every store behind it, the commit word included. Far enough
-	 * ahead not to touch the line a caught-up subscriber polls. */
-	MUONI_PREFETCH_W(r->ring + ((wpos + MUONI_SHM_PREFETCH) & r->mask));
-	__builtin_memcpy(dst + 8, (const uint8_t *)hdr + 8,
-			 MUONI_FRAME_HDR_LEN - 8);
-	copy_msg(dst + MUONI_FRAME_HDR_LEN, payload, plen);
-	atomic_store_explicit(commit_word(dst), wpos | 1, memory_order_release);
-	r->pos = wpos + flen;
+	muoni_mring_write(&r->m, wpos, off, flen, tf, stream_id, seq, payload,
+			  plen);
 	return 1;
 }
 
@@ -728,7 +683,9 @@ static int shm_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 				       h->type, h->len);
 			break;
 		}
-		rc = ring_put(sc, h, h + 1, h->len - MUONI_FRAME_HDR_LEN);
+		rc = ring_put(sc, h->type | (uint32_t)h->flags << 16,
+			      h->stream_id, h->seq, h + 1,
+			      h->len - MUONI_FRAME_HDR_LEN);
 		if (rc <= 0)
 			break;
 		done += muoni_align8(h->len);
@@ -739,7 +696,7 @@ static int shm_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 	return rc < 0 ? rc : 0;
 }
 
-static int shm_push_msg(struct muoni_conn *c, const struct muoni_frame_hdr *h,
+static int shm_push_msg(struct muoni_conn *c, uint32_t stream_id, uint64_t seq,
 			const void *payload, uint32_t plen)
 {
 	struct shm_conn *sc = SC(c);
@@ -747,7 +704,7 @@ static int shm_push_msg(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 
 	if (MUONI_UNLIKELY(!sc->tx.map))
 		return 0;
-	rc = ring_put(sc, h, payload, plen);
+	rc = ring_put(sc, MUONI_FT_DATA, stream_id, seq, payload, plen);
 	if (rc > 0 && MUONI_UNLIKELY(sc->tx.hdr->wake_enabled))
 		shm_wake(sc);
 	return rc;
@@ -757,18 +714,18 @@ static int shm_poll(struct muoni_conn *c, unsigned budget)
 {
 	struct shm_conn *sc = SC(c);
 	struct shm_ring *r = &sc->rx;
-	uint64_t pos = r->pos, cap = r->cap;
+	uint64_t pos = r->m.pos, cap = r->m.cap;
 	unsigned n = 0, frames = 0, max_frames = budget * 4 + 64;
 	int rc = 0;
 
 	if (MUONI_UNLIKELY(!r->map))
 		return 0;
 	while (n < budget && frames++ < max_frames) {
-		uint64_t off = pos & r->mask;
-		uint8_t *f = r->ring + off;
+		uint64_t off = pos & r->m.mask;
+		uint8_t *f = r->m.ring + off;
 		struct muoni_frame_hdr h;
 
-		if (atomic_load_explicit(commit_word(f), memory_order_acquire) !=
+		if (atomic_load_explicit(muoni_mring_commit_word(f), memory_order_acquire) !=
 		    (pos | 1))
 			break;
 		/* One copy of the header: the peer can rewrite the ring under
@@ -777,7 +734,7 @@ static int shm_poll(struct muoni_conn *c, unsigned budget)
 		if (MUONI_LIKELY(h.type == MUONI_FT_DATA &&
 				 h.len >= MUONI_FRAME_HDR_LEN &&
 				 h.len - MUONI_FRAME_HDR_LEN <= sc->max_data &&
-				 slot_len(h.len) <= cap - off))
+				 muoni_mring_slot(h.len) <= cap - off))
 			goto deliver;
 		if (h.type == MUONI_FT_PAD) {
 			if (h.len != cap - off) {
@@ -793,26 +750,26 @@ static int shm_poll(struct muoni_conn *c, unsigned budget)
 		if (!rc && muoni_frame_is_ctrl(h.type))
 			rc = MUONI_ERR(MUON_EPROTO, "control frame type %u in "
 				       "the ring", h.type);
-		if (!rc && slot_len(h.len) > cap - off)
+		if (!rc && muoni_mring_slot(h.len) > cap - off)
 			rc = MUONI_ERR(MUON_EPROTO, "frame slot runs past the "
 				       "ring end");
 		if (MUONI_UNLIKELY(rc))
 			goto proto;
 deliver:
 		rc = muoni_conn_rx(c, &h, f + MUONI_FRAME_HDR_LEN);
-		pos += slot_len(h.len);
+		pos += muoni_mring_slot(h.len);
 		if (MUONI_UNLIKELY(rc < 0))
 			break;
 		n += (unsigned)rc;
-		if (MUONI_UNLIKELY(pos - r->aux > cap / 4)) {
-			r->aux = pos;
+		if (MUONI_UNLIKELY(pos - r->m.aux > cap / 4)) {
+			r->m.aux = pos;
 			atomic_store_explicit((_Atomic uint64_t *)&r->hdr->consumed,
 					      pos, memory_order_release);
 		}
 	}
-	r->pos = pos;
-	if (pos != r->aux) {
-		r->aux = pos;
+	r->m.pos = pos;
+	if (pos != r->m.aux) {
+		r->m.aux = pos;
 		atomic_store_explicit((_Atomic uint64_t *)&r->hdr->consumed,
 				      pos, memory_order_release);
 	}
@@ -825,7 +782,7 @@ deliver:
 	return (int)n;
 
 proto:
-	r->pos = pos;
+	r->m.pos = pos;
 	c->ctx->ctr.proto_errors++;
 	muoni_err_push(rc, "%s", c->desc);
 	muoni_conn_fail(c, rc, MUON_DOWN_PROTOCOL);
@@ -842,14 +799,14 @@ static int shm_arm(struct muoni_conn *c)
 		return MUON_EBUSY;
 	if (!r->map)
 		return 0;
-	f = r->ring + (r->pos & r->mask);
+	f = r->m.ring + (r->m.pos & r->m.mask);
 	if (!r->hdr->wake_enabled)
 		atomic_store_explicit((_Atomic uint32_t *)&r->hdr->wake_enabled,
 				      1, memory_order_seq_cst);
 	atomic_store_explicit((_Atomic uint32_t *)&r->hdr->waiting, 1,
 			      memory_order_seq_cst);
-	if (atomic_load_explicit(commit_word(f), memory_order_seq_cst) ==
-	    (r->pos | 1))
+	if (atomic_load_explicit(muoni_mring_commit_word(f), memory_order_seq_cst) ==
+	    (r->m.pos | 1))
 		return MUON_EBUSY;
 	return 0;
 }

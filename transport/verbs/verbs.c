@@ -1196,11 +1196,12 @@ bad_frame:
 			 "bytes pushed", c->desc, h->type, h->len);
 }
 
-static int verbs_push_msg(struct muoni_conn *c, const struct muoni_frame_hdr *h,
-			  const void *payload, uint32_t plen)
+static int verbs_push_msg(struct muoni_conn *c, uint32_t stream_id,
+			  uint64_t seq, const void *payload, uint32_t plen)
 {
 	struct vconn *v = VC(c);
 	uint32_t flen = MUONI_FRAME_HDR_LEN + plen;
+	struct muoni_frame_hdr h;
 	struct ibv_sge sg[2];
 	uint64_t pos = 0;
 	int rc;
@@ -1216,7 +1217,9 @@ static int verbs_push_msg(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 	rc = sq_room(v, 1);
 	if (rc <= 0)
 		return rc;
-	sg[0].addr = (uintptr_t)h;
+	/* Copied inline by the post: the stack copy need not outlive it. */
+	muoni_frame_hdr_init(&h, MUONI_FT_DATA, flen, stream_id, seq);
+	sg[0].addr = (uintptr_t)&h;
 	sg[0].length = MUONI_FRAME_HDR_LEN;
 	sg[0].lkey = 0;
 	sg[1].addr = (uintptr_t)payload;
