@@ -430,8 +430,17 @@ static int rx_stream_info(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 		return rc;
 	}
 	img->sub = muoni_sub_find(c->ctx, si.topic, si.topic_len);
-	if (img->sub)
+	if (img->sub) {
+		/* Never twice: a publisher that replays from before where
+		 * this subscription already is (it did not honour the
+		 * resume entry) has the repeats skipped here. */
+		uint64_t next = muoni_sub_resume_next(img->sub,
+						      si.publisher_id,
+						      h->stream_id);
+		if (next > img->next_seq && next > img->skip_below)
+			img->skip_below = next;
 		muoni_sub_image_up(img->sub, img);
+	}
 	return 0;
 }
 
@@ -454,8 +463,13 @@ static int rx_loss(struct muoni_conn *c, const struct muoni_frame_hdr *h,
 				 (unsigned long long)to,
 				 (unsigned long long)img->next_seq);
 	img->next_seq = to + 1;
-	muoni_sub_loss(img, h->seq, to, "messages left the publisher's "
-		       "send log before they could be sent");
+	/* Below skip_below the subscription asked for nothing (a start in
+	 * the future) or has it already (resume): no loss to it. */
+	if (to < img->skip_below)
+		return 0;
+	muoni_sub_loss(img, h->seq > img->skip_below ? h->seq : img->skip_below,
+		       to, "messages left the publisher's send log before they "
+		       "could be sent");
 	return 0;
 }
 
@@ -523,6 +537,119 @@ static struct muoni_rsub *rsub_find(struct muoni_conn *c, const char *topic,
 	return NULL;
 }
 
+/* ------------------------------------------------------------ hand-over */
+
+static struct muoni_handover *handover_find(struct muon_ctx *ctx,
+					    uint64_t peer, uint32_t stream)
+{
+	unsigned i;
+
+	for (i = 0; i < ctx->n_handovers; i++)
+		if (ctx->handovers[i].peer_ctx_id == peer &&
+		    ctx->handovers[i].stream_id == stream)
+			return &ctx->handovers[i];
+	return NULL;
+}
+
+static void handover_drop(struct muon_ctx *ctx, struct muoni_handover *h)
+{
+	size_t i = (size_t)(h - ctx->handovers);
+
+	memmove(h, h + 1, (ctx->n_handovers - i - 1) * sizeof(*h));
+	ctx->n_handovers--;
+}
+
+/* A connection with our streams on it went down: remember where each
+ * started for its subscriber (see struct muoni_handover). */
+static void handover_add(struct muon_ctx *ctx, uint64_t peer, uint32_t stream,
+			 uint64_t from)
+{
+	struct muoni_handover *h = handover_find(ctx, peer, stream);
+
+	if (h)
+		handover_drop(ctx, h);
+	if (ctx->n_handovers == MUONI_MAX_HANDOVERS)
+		/* The oldest goes; its subscriber, if it ever comes back,
+		 * starts over as it asks. */
+		handover_drop(ctx, &ctx->handovers[0]);
+	if (ctx->n_handovers == ctx->cap_handovers) {
+		unsigned ncap = ctx->cap_handovers ? ctx->cap_handovers * 2 : 8;
+		void *nb = realloc(ctx->handovers, ncap * sizeof(*h));
+
+		if (!nb) {
+			MUONI_WARN(ctx, "out of memory: a subscriber of stream "
+				   "%u that comes back may miss messages",
+				   stream);
+			return;
+		}
+		ctx->handovers = nb;
+		ctx->cap_handovers = ncap;
+	}
+	h = &ctx->handovers[ctx->n_handovers++];
+	h->peer_ctx_id = peer;
+	h->stream_id = stream;
+	h->from_seq = from;
+}
+
+static bool req_has_resume(const struct muoni_subscribe *req, uint64_t pub,
+			   uint32_t stream)
+{
+	struct muoni_resume r;
+	uint32_t i;
+
+	for (i = 0; i < req->n_resume; i++) {
+		muoni_subscribe_resume_get(req, i, &r);
+		if (r.publisher_id == pub && r.stream_id == stream &&
+		    r.next_seq >= 1)
+			return true;
+	}
+	return false;
+}
+
+static struct muoni_sender *conn_sender(struct muoni_conn *c,
+					const struct muon_pub *p)
+{
+	unsigned i;
+
+	for (i = 0; i < c->n_senders; i++)
+		if (c->senders[i]->pub == p)
+			return c->senders[i];
+	return NULL;
+}
+
+/*
+ * Subscribe the peer to `p`. A subscription that was already served over
+ * a connection now gone (stream-0 resume entry for us) and that never saw
+ * this stream (no entry of its own) continues from where the stream
+ * started for it then: what went out on the old connection may never
+ * have been read. Whatever it did see, it resumes from its own entry.
+ */
+static int conn_pub_subscribe(struct muoni_conn *c, struct muon_pub *p,
+			      const struct muoni_subscribe *req)
+{
+	struct muon_ctx *ctx = c->ctx;
+	struct muoni_subscribe r = *req;
+	struct muoni_handover *h = handover_find(ctx, c->peer_ctx_id,
+						 p->stream_id);
+	int rc;
+
+	if (conn_sender(c, p))
+		return 0;
+	if (h) {
+		if (!req_has_resume(req, ctx->id, p->stream_id) &&
+		    req_has_resume(req, ctx->id, 0)) {
+			r.start = MUON_START_SEQ;
+			r.start_seq = h->from_seq;
+			MUONI_INFO(ctx, "'%s' stream %u -> %s: continues the "
+				   "subscription of a lost connection",
+				   p->topic, p->stream_id, c->desc);
+		}
+		handover_drop(ctx, h);
+	}
+	rc = muoni_pub_subscribe(p, c, &r);
+	return rc < 0 ? rc : 0;
+}
+
 static int rx_subscribe(struct muoni_conn *c, const void *payload,
 			uint32_t plen)
 {
@@ -553,7 +680,7 @@ static int rx_subscribe(struct muoni_conn *c, const void *payload,
 	for (p = c->ctx->pubs; p && c->state == MUONI_CONN_UP; p = p->next)
 		if (!p->closing && p->topic_len == req.topic_len &&
 		    !memcmp(p->topic, req.topic, req.topic_len)) {
-			rc = muoni_pub_subscribe(p, c, &req);
+			rc = conn_pub_subscribe(c, p, &req);
 			if (rc < 0)
 				return rc;
 		}
@@ -703,6 +830,20 @@ void muoni_conn_close(struct muoni_conn *c, int down_reason)
 		ctx->ctr.disconnects++;
 	c->state = MUONI_CONN_DEAD;
 	conn_drop_images(c, down_reason, c->desc);
+	if (was_up && !ctx->destroying) {
+		unsigned i;
+
+		/* Lossless hand-over to the next connection between the
+		 * two contexts (the other of a mutual pair, or a
+		 * reconnect): see conn_pub_subscribe. */
+		for (i = 0; i < c->n_senders; i++)
+			handover_add(ctx, c->peer_ctx_id,
+				     c->senders[i]->pub->stream_id,
+				     c->senders[i]->from_seq
+					     ? c->senders[i]->from_seq : 1);
+		if (c->receiving)
+			muoni_sub_peer_lost(ctx, c->peer_ctx_id);
+	}
 	while (c->n_senders)
 		muoni_sender_remove(c->senders[c->n_senders - 1]);
 	if (c->peer) {

@@ -277,6 +277,19 @@ static void timer_cb(struct muoni_fdh *h, uint32_t events)
 		return;
 }
 
+/* Push every lagging sender, letting no transport hold anything back:
+ * senders behind because tcp coalesces (muon_ctx_poll()'s contract) as
+ * well as those behind a full socket or ring. */
+static int ctx_push_held(struct muon_ctx *ctx)
+{
+	int work;
+
+	ctx->tx_flush = true;
+	work = muoni_ctx_progress_lagging(ctx);
+	ctx->tx_flush = false;
+	return work;
+}
+
 int muoni_ctx_poll(struct muon_ctx *ctx, unsigned budget)
 {
 	int work = 0;
@@ -286,6 +299,7 @@ int muoni_ctx_poll(struct muon_ctx *ctx, unsigned budget)
 		return MUONI_ERR(MUON_ESTATE, "muon_ctx_poll called from a "
 				 "callback of the same context");
 	ctx->in_poll = true;
+	ctx->armed = false;
 	left = budget ? budget : MUONI_DEFAULT_BUDGET;
 	for (i = 0; i < ctx->n_rx && left; i++) {
 		struct muoni_conn *c = ctx->rx[i];
@@ -301,8 +315,10 @@ int muoni_ctx_poll(struct muon_ctx *ctx, unsigned budget)
 		work += rc;
 		left -= (unsigned)rc;
 	}
+	/* Before poll_tick moves: what tcp held back since the last poll goes
+	 * out here, one send per stream and connection. */
 	if (ctx->n_lagging)
-		work += muoni_ctx_progress_lagging(ctx);
+		work += ctx_push_held(ctx);
 	/* The clock is read every 64 polls, the control plane run every
 	 * MUONI_CTL_INTERVAL_NS: one syscall per ~200 us, none per message. */
 	if (MUONI_UNLIKELY((++ctx->poll_tick & 63) == 0 || ctx->force_ctl)) {
@@ -325,6 +341,11 @@ int muoni_ctx_arm(struct muon_ctx *ctx)
 {
 	unsigned i;
 
+	/* The application is about to sleep: nothing would push what was
+	 * held back for coalescing. A push the socket cannot take arms
+	 * EPOLLOUT, which wakes the fd when it can. */
+	if (ctx->n_lagging)
+		ctx_push_held(ctx);
 	for (i = 0; i < ctx->n_rx; i++) {
 		struct muoni_conn *c = ctx->rx[i];
 		if (c->state != MUONI_CONN_DEAD && c->ops->arm(c) == MUON_EBUSY)
@@ -332,6 +353,7 @@ int muoni_ctx_arm(struct muon_ctx *ctx)
 	}
 	/* The application slept: run the control plane on the next poll. */
 	ctx->force_ctl = true;
+	ctx->armed = true;
 	return 0;
 }
 
@@ -564,6 +586,7 @@ static void ctx_free(struct muon_ctx *ctx)
 		free(ctx->peers[i]);
 	free(ctx->peers);
 	free(ctx->rx);
+	free(ctx->handovers);
 	if (ctx->timerfd >= 0)
 		close(ctx->timerfd);
 	if (ctx->epfd >= 0)

@@ -277,6 +277,10 @@ struct muoni_sender {
 	uint64_t pos;            /* next log position to push */
 	uint64_t stall_since_ns; /* when pos last moved while lagging */
 	uint64_t check_pos;
+	/* First sequence this cursor owed its subscriber: the start the
+	 * SUBSCRIBE asked for, before the send log or a future start clamped
+	 * it. Kept for hand-over. */
+	uint64_t from_seq;
 	unsigned pub_index;
 	unsigned conn_index;
 	bool lagging;
@@ -304,6 +308,21 @@ struct muon_pub {
 	struct muon_pub *next;
 	struct muon_pub *prev;
 };
+
+/*
+ * Publisher side of a hand-over: a subscriber context lost a connection on
+ * which it was subscribed to one of our streams. If the same subscription
+ * comes back on another connection (its SUBSCRIBE carries a stream-0
+ * resume entry for us) without knowing the stream, the stream continues
+ * from `from_seq`, where it started for that subscriber.
+ */
+struct muoni_handover {
+	uint64_t peer_ctx_id;
+	uint64_t from_seq;
+	uint32_t stream_id;
+};
+
+#define MUONI_MAX_HANDOVERS 1024u
 
 struct muoni_verbs_ctx;
 struct muoni_disc;
@@ -335,13 +354,25 @@ struct muon_ctx {
 	struct muon_sub *subs;
 	struct muon_sub *dead_subs; /* destroyed inside a callback */
 	unsigned n_lagging;
+	struct muoni_handover *handovers; /* oldest first */
+	unsigned n_handovers;
+	unsigned cap_handovers;
 
 	uint32_t next_stream_id;
 	uint64_t next_conn_id;
 	uint64_t now_ns;
 	uint64_t next_ctl_ns;
-	uint32_t poll_tick;
+	uint32_t poll_tick; /* counts polls: transports tell poll intervals
+			     * apart with it (tcp coalescing) */
 	bool in_poll;
+	/* A transport may hold back a push to coalesce it with the next ones
+	 * (tcp: see tx_hold() in tcp.c) unless one of these is set. tx_flush:
+	 * core wants everything out now (the poll's pass over lagging
+	 * senders, muon_ctx_arm). armed: from a successful muon_ctx_arm to
+	 * the next poll, the application may be asleep on the context fd and
+	 * no poll would come to push what was held. */
+	bool tx_flush;
+	bool armed;
 	bool force_ctl;
 	bool reap_pending;
 	bool destroying;
@@ -445,6 +476,13 @@ void muoni_sub_image_down(struct muoni_image *img, int reason,
 void muoni_sub_loss(struct muoni_image *img, uint64_t from, uint64_t to,
 		    const char *detail);
 void muoni_sub_free(struct muon_sub *s);
+/* The resume position a subscription keeps for (publisher, stream), 0 if
+ * none. */
+uint64_t muoni_sub_resume_next(const struct muon_sub *s, uint64_t publisher_id,
+			       uint32_t stream_id);
+/* A connection to `peer_ctx_id` over which every live subscription was
+ * sent went down: remember, per subscription, that it continues there. */
+void muoni_sub_peer_lost(struct muon_ctx *ctx, uint64_t peer_ctx_id);
 
 static inline uint32_t muoni_conn_max_data(const struct muoni_conn *c)
 {

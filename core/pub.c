@@ -138,7 +138,7 @@ int muoni_pub_subscribe(struct muon_pub *p, struct muoni_conn *c,
 	struct muon_ctx *ctx = p->ctx;
 	struct muoni_sendlog *log = &p->log;
 	uint64_t oldest = muoni_sendlog_oldest(log), next = log->next_seq;
-	uint64_t from, first, deliver_from = 0;
+	uint64_t from, first, asked, deliver_from = 0;
 	struct muoni_sender *s = NULL;
 	uint8_t buf[MUONI_FRAME_HDR_LEN + 32 + MUONI_TOPIC_MAX + 8];
 	uint32_t i;
@@ -165,6 +165,7 @@ int muoni_pub_subscribe(struct muon_pub *p, struct muoni_conn *c,
 			break;
 		}
 	}
+	asked = from;
 	if (from > next) {
 		/* A start in the future: send from now, deliver from there. */
 		deliver_from = from;
@@ -181,6 +182,10 @@ int muoni_pub_subscribe(struct muon_pub *p, struct muoni_conn *c,
 		rc = sender_add(p, c, muoni_sendlog_find(log, first), &s);
 	if (rc)
 		return muoni_err_push(rc, "subscribe to '%s'", p->topic);
+	/* Before the first push, which may close the connection: the close
+	 * records where the stream started for this subscriber, for the
+	 * connection that takes over (see conn_pub_subscribe()). */
+	s->from_seq = asked;
 	if (first < next)
 		ctx->ctr.replays++;
 	MUONI_INFO(ctx, "'%s' stream %u -> %s from seq %llu%s", p->topic,

@@ -52,6 +52,42 @@ static struct muoni_resume *resume_slot(struct muon_sub *s, uint64_t pub,
 	return &s->resume[s->n_resume++];
 }
 
+uint64_t muoni_sub_resume_next(const struct muon_sub *s, uint64_t publisher_id,
+			       uint32_t stream_id)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n_resume; i++)
+		if (s->resume[i].publisher_id == publisher_id &&
+		    s->resume[i].stream_id == stream_id)
+			return s->resume[i].next_seq;
+	return 0;
+}
+
+/*
+ * Streams a subscription has seen resume from their own entries. Streams
+ * the publisher had started for it that it never saw (the connection went
+ * before their STREAM_INFO was read; two contexts that dial each other
+ * drop one connection right after the handshake) are known only to the
+ * publisher: the stream-0 entry, sent with the next SUBSCRIBE to that
+ * context, asks it to continue them from where they started. Without it a
+ * START_LATEST subscription would silently skip what was sent meanwhile.
+ */
+void muoni_sub_peer_lost(struct muon_ctx *ctx, uint64_t peer_ctx_id)
+{
+	struct muon_sub *s;
+
+	for (s = ctx->subs; s; s = s->next) {
+		struct muoni_resume *r;
+
+		if (s->closed)
+			continue;
+		r = resume_slot(s, peer_ctx_id, 0, true);
+		if (r)
+			r->next_seq = 1;
+	}
+}
+
 static void sub_event(struct muon_sub *s, const struct muoni_image *img,
 		      muon_event_type_t type, uint64_t from, uint64_t to,
 		      int reason, const char *detail)

@@ -9,6 +9,16 @@
  *   late_join      START_EARLIEST replays the send log; START_LATEST not
  *   loss           START_SEQ 1 after the log dropped the start: one LOSS
  *   claim_commit   zero-copy messages arrive as written
+ *   coalesce       bursts on two streams of one connection, the send log
+ *                  wrapping: byte for byte and in order; on tcp in far
+ *                  fewer sends than messages
+ *   poll_flushes   a burst followed by one publisher poll arrives whole
+ *                  (nothing held back is stranded); a lone message on an
+ *                  idle connection arrives without any publisher poll
+ *   arm_flushes    muon_ctx_arm() pushes what was held back, and nothing
+ *                  is held from arm to the next poll (the fd-waiting style)
+ *   unpolled_drop  MUON_SLOW_DROP, a publisher that never polls and a
+ *                  subscriber that keeps up: nobody is cut
  */
 #include "unit_util.h"
 
@@ -485,6 +495,278 @@ static void test_claim_commit(const char *tp)
 	finish(tp);
 }
 
+/* ------------------------------------------------------------ coalesce */
+
+/* Sends on the publisher's connections: tcp counts one per push that moved
+ * a cursor, so held-back messages that went out together count once. */
+static uint64_t pub_pushes(void)
+{
+	const struct muoni_conn *c;
+	uint64_t n = 0;
+
+	for (c = fx.pc->conns; c; c = c->next)
+		n += c->tx_count;
+	return n;
+}
+
+/* Something published is held back (or still queued) on the publisher. */
+static bool pub_holding(void)
+{
+	return fx.pc->n_lagging > 0;
+}
+
+static void coalesce_cfg(muon_ctx_config_t *cfg, const char *name)
+{
+	ut_ctx_config(cfg, name);
+	/* Room for long coalesced runs: tcp holds back at most max_msg_size
+	 * bytes per connection. */
+	cfg->max_msg_size = 16384;
+}
+
+static void test_coalesce(const char *tp)
+{
+	enum { N = 60000 };
+	muon_ctx_config_t pcc, scc;
+	muon_pub_config_t pcfg;
+	muon_sub_config_t scfg;
+	muon_pub_t *pub[2] = {NULL, NULL};
+	muon_sub_t *sub[2] = {NULL, NULL};
+	struct ut_rx rx[2];
+	static const char *const topics[2] = {"co.a", "co.b"};
+	static uint8_t buf[1024];
+	uint64_t seq[2] = {0, 0}, rng = 42, pushes, dl;
+	unsigned i, total = 0;
+
+	coalesce_cfg(&pcc, "pub");
+	coalesce_cfg(&scc, "sub");
+	fx.pc = ut_pub_ctx(tp, &pcc, fx.ep, sizeof(fx.ep));
+	fx.sc = ut_sub_ctx(fx.ep, &scc);
+	/* A small log: runs end at its end and PADs, over and over. */
+	pub_config(&pcfg, 65536);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(muon_pub_create(fx.pc, topics[i], &pcfg,
+						 &pub[i]), 0);
+		ut_rx_init(&rx[i], topics[i], 0, 300);
+		rx[i].publisher_id = muon_ctx_id(fx.pc);
+		ut_rx_sub_config(&rx[i], &scfg);
+		scfg.start = MUON_START_LATEST;
+		assert_int_equal(muon_sub_create(fx.sc, topics[i], &scfg,
+						 &sub[i]), 0);
+	}
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS,
+		      muon_pub_subscribers(pub[0]) == 1 &&
+			      muon_pub_subscribers(pub[1]) == 1 &&
+			      muon_sub_images(sub[0]) == 1 &&
+			      muon_sub_images(sub[1]) == 1,
+		      "%s: streams never came up", tp);
+	ut_poll_for(fx.pc, fx.sc, 5);
+	pushes = pub_pushes();
+
+	/* Bursts of 1 to 256 messages between polls, the two streams
+	 * interleaved at random, mostly one of them (the other's runs go
+	 * at once while one is held). */
+	dl = ut_now_ms() + 4 * DEADLINE_MS;
+	while (total < N) {
+		unsigned burst = 1 + (unsigned)ut_below(&rng, 256), b;
+
+		for (b = 0; b < burst && total < N; b++) {
+			unsigned k = ut_below(&rng, 8) == 0;
+			size_t len = ut_len_for(seq[k] + 1, 0, 300);
+			int64_t rc;
+
+			ut_fill(buf, len, seq[k] + 1);
+			rc = muon_publish(pub[k], buf, len);
+			if (rc == MUON_EBACKPRESSURE) {
+				if (ut_now_ms() > dl)
+					fail_msg("%s: stuck at %u published",
+						 tp, total);
+				ut_poll2(fx.pc, fx.sc);
+				continue;
+			}
+			if (rc != (int64_t)seq[k] + 1)
+				fail_msg("%s: publish %llu: %lld: %s", tp,
+					 (unsigned long long)seq[k] + 1,
+					 (long long)rc, muon_errmsg());
+			seq[k]++;
+			total++;
+		}
+		ut_poll2(fx.pc, fx.sc);
+	}
+	pushes = pub_pushes() - pushes;
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS,
+		      rx[0].last_seq >= seq[0] && rx[1].last_seq >= seq[1],
+		      "%s: received %llu of %llu and %llu of %llu", tp,
+		      (unsigned long long)rx[0].n_msgs,
+		      (unsigned long long)seq[0],
+		      (unsigned long long)rx[1].n_msgs,
+		      (unsigned long long)seq[1]);
+	ut_poll_for(fx.pc, fx.sc, 10);
+	for (i = 0; i < 2; i++) {
+		expect_clean(&rx[i], "coalesce");
+		assert_true(rx[i].n_msgs == seq[i]);
+		assert_int_equal(rx[i].n_loss, 0);
+	}
+	print_message("%s: %u messages in %llu pushes\n", tp, total,
+		      (unsigned long long)pushes);
+	/* Bursts average 128 messages: held back, they go in a few sends
+	 * each (a preempted publisher sends more, hence the slack). */
+	if (!strcmp(tp, "tcp") && pushes * 8 > N)
+		fail_msg("tcp: %llu pushes for %u messages: not coalesced",
+			 (unsigned long long)pushes, total);
+	finish(tp);
+}
+
+/* -------------------------------------------------- no stranded messages */
+
+/* A burst, published until the transport holds some of it back (on tcp
+ * the first message goes at once, the rest waits for the next send). */
+static uint64_t publish_burst(muon_pub_t *pub, uint64_t seq, const char *tp)
+{
+	unsigned tries, i;
+
+	for (tries = 0; tries < 20; tries++) {
+		for (i = 0; i < 32; i++) {
+			seq++;
+			assert_true(publish_seq(pub, seq, 0, 200) ==
+				    (int64_t)seq);
+		}
+		/* Only tcp holds back; a preempted burst may not have. */
+		if (strcmp(tp, "tcp") || pub_holding())
+			return seq;
+	}
+	fail_msg("%s: 20 bursts of 32 and nothing was held back", tp);
+	return seq;
+}
+
+static void test_poll_flushes(const char *tp)
+{
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub;
+	muon_sub_t *sub = NULL;
+	struct ut_rx rx;
+	uint64_t seq = 0;
+	unsigned round;
+
+	ut_rx_init(&rx, "flush", 0, 200);
+	pub_config(&pcfg, 0);
+	pub = open_pair(tp, "flush", &pcfg, &rx, MUON_START_LATEST, &sub);
+	for (round = 0; round < 50; round++) {
+		/* One publisher poll, then only the subscriber is polled. */
+		seq = publish_burst(pub, seq, tp);
+		assert_true(muon_ctx_poll(fx.pc, 0) >= 0);
+		assert_false(pub_holding());
+		UT_POLL_UNTIL(NULL, fx.sc, DEADLINE_MS, rx.last_seq >= seq,
+			      "%s: round %u: %llu of %llu arrived after one "
+			      "publisher poll", tp, round,
+			      (unsigned long long)rx.n_msgs,
+			      (unsigned long long)seq);
+
+		/* The connection is idle again (the publisher has polled
+		 * since it last sent): one message goes at once, inside
+		 * the publish. */
+		ut_poll2(fx.pc, NULL);
+		ut_poll2(fx.pc, NULL);
+		seq++;
+		assert_true(publish_seq(pub, seq, 0, 200) == (int64_t)seq);
+		assert_false(pub_holding());
+		UT_POLL_UNTIL(NULL, fx.sc, DEADLINE_MS, rx.last_seq >= seq,
+			      "%s: round %u: a lone message on an idle "
+			      "connection did not go at once", tp, round);
+	}
+	expect_clean(&rx, "poll flushes");
+	assert_true(rx.n_msgs == seq);
+	finish(tp);
+}
+
+/* ------------------------------------------------------ fd-waiting style */
+
+static void test_arm_flushes(const char *tp)
+{
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub;
+	muon_sub_t *sub = NULL;
+	struct ut_rx rx;
+	uint64_t seq = 0;
+	unsigned round, i;
+	int rc;
+
+	ut_rx_init(&rx, "arm", 0, 200);
+	pub_config(&pcfg, 0);
+	pub = open_pair(tp, "arm", &pcfg, &rx, MUON_START_LATEST, &sub);
+	for (round = 0; round < 50; round++) {
+		/* Published after its last poll, then the application arms
+		 * to sleep on the fd: arm must push what was held. */
+		seq = publish_burst(pub, seq, tp);
+		rc = muon_ctx_arm(fx.pc);
+		assert_true(rc == MUON_OK || rc == MUON_EBUSY);
+		assert_false(pub_holding());
+		UT_POLL_UNTIL(NULL, fx.sc, DEADLINE_MS, rx.last_seq >= seq,
+			      "%s: round %u: %llu of %llu arrived after arm",
+			      tp, round, (unsigned long long)rx.n_msgs,
+			      (unsigned long long)seq);
+
+		/* Armed: the application may publish from another event
+		 * source and sleep again without polling. Nothing is held,
+		 * however fast it publishes. */
+		if (muon_ctx_arm(fx.pc) != MUON_OK)
+			continue;
+		for (i = 0; i < 32; i++) {
+			seq++;
+			assert_true(publish_seq(pub, seq, 0, 200) ==
+				    (int64_t)seq);
+		}
+		assert_false(pub_holding());
+		UT_POLL_UNTIL(NULL, fx.sc, DEADLINE_MS, rx.last_seq >= seq,
+			      "%s: round %u: published while armed, %llu of "
+			      "%llu arrived", tp, round,
+			      (unsigned long long)rx.n_msgs,
+			      (unsigned long long)seq);
+		ut_poll2(fx.pc, NULL);
+	}
+	expect_clean(&rx, "arm flushes");
+	assert_true(rx.n_msgs == seq);
+	finish(tp);
+}
+
+/* -------------------------------------------- holding never cuts anybody */
+
+static void test_unpolled_drop(const char *tp)
+{
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub;
+	muon_sub_t *sub = NULL;
+	struct ut_rx rx;
+	uint64_t seq;
+	muon_counters_t ctr;
+
+	ut_rx_init(&rx, "unpolled", 16, 1024);
+	/* 16 KiB of log: 16 messages of the largest size. */
+	pub_config(&pcfg, 16384);
+	pcfg.slow_policy = MUON_SLOW_DROP;
+	pcfg.slow_timeout_ms = 1000;
+	pub = open_pair(tp, "unpolled", &pcfg, &rx, MUON_START_LATEST, &sub);
+	/* The publisher is never polled; the subscriber after every
+	 * message, so that it keeps up. */
+	for (seq = 1; seq <= 20000; seq++) {
+		assert_true(publish_seq(pub, seq, 16, 1024) == (int64_t)seq);
+		ut_poll2(NULL, fx.sc);
+		if (fx.ev_slow_drop)
+			break;
+	}
+	ctr = ut_counters(fx.pc);
+	if (ctr.slow_drops || fx.ev_slow_drop)
+		fail_msg("%s: a subscriber that kept up was cut at seq %llu",
+			 tp, (unsigned long long)seq);
+	seq--;
+	UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS, rx.last_seq >= seq,
+		      "%s: received %llu of %llu", tp,
+		      (unsigned long long)rx.n_msgs, (unsigned long long)seq);
+	expect_clean(&rx, "unpolled publisher");
+	assert_true(rx.n_msgs == seq);
+	assert_int_equal(rx.n_loss, 0);
+	finish(tp);
+}
+
 #define BOTH(fn)                                                         \
 	static void fn##_shm(void **state)                               \
 	{                                                                \
@@ -508,6 +790,10 @@ BOTH(test_late_join)
 BOTH(test_loss)
 BOTH(test_start_seq_future)
 BOTH(test_claim_commit)
+BOTH(test_coalesce)
+BOTH(test_poll_flushes)
+BOTH(test_arm_flushes)
+BOTH(test_unpolled_drop)
 
 #define T(fn)                                                            \
 	cmocka_unit_test_setup_teardown(fn##_shm, setup, teardown),       \
@@ -526,6 +812,10 @@ int main(int argc, char **argv)
 		T(test_loss),
 		T(test_start_seq_future),
 		T(test_claim_commit),
+		T(test_coalesce),
+		T(test_poll_flushes),
+		T(test_arm_flushes),
+		T(test_unpolled_drop),
 	};
 
 	if (argc > 1)

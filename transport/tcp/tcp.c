@@ -1,11 +1,23 @@
 /*
  * TCP transport: the same frames over a non-blocking stream socket with
  * TCP_NODELAY. The publisher sends runs of frames straight from the send
- * log (one send() per run, so frames published while the socket was busy
- * go out together); a frame the kernel took only part of is finished from
- * a small per-connection buffer before anything else, so streams never
- * interleave mid-frame. The subscriber reads into a buffer that always has
- * room for one whole frame and hands frames up in place.
+ * log; a frame the kernel took only part of is finished from a small
+ * per-connection buffer before anything else, so streams never interleave
+ * mid-frame. The subscriber reads into a buffer that always has room for
+ * one whole frame and hands frames up in place.
+ *
+ * Coalescing. A send() costs microseconds (on loopback it also runs the
+ * receiver's TCP processing), a publish tens of nanoseconds: one send per
+ * message caps a stream at a few hundred thousand messages per second. So
+ * a push to a busy connection is held back (taken = 0: the frames stay in
+ * the send log, the sender lags) and the next one sends the whole run
+ * that accumulated, with one send(). Busy means a send went out in this
+ * poll interval (or the poll that began it flushed a batch) less than
+ * TCP_HOLD_NS ago; a connection that was idle sends at once, inside the
+ * publish, so a lone message pays nothing. What is held goes out at the
+ * next muon_ctx_poll() (core pushes lagging senders with ctx->tx_flush
+ * set), at muon_ctx_arm(), or with a later publish once TCP_HOLD_NS have
+ * passed, whichever comes first; see tx_hold() for the rest of the rules.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -24,6 +36,17 @@
 
 #define RX_EXTRA (256u * 1024)
 
+/* How long a send keeps the connection busy for tx_hold(): long enough to
+ * gather a stream into few sends (a loopback send takes 5-10 us), short
+ * enough that a publisher who does not poll still sends every so often. */
+#define TCP_HOLD_NS 20000u
+/* Most bytes held back per stream. It also keeps a held sender well inside
+ * its send log (at least 4 x max_msg_size), so holding never makes a
+ * publisher report back-pressure or cut a subscriber. */
+#define TCP_HOLD_MAX (64u * 1024)
+/* Streams held back at once per connection; a further one sends at once. */
+#define TCP_HOLD_RUNS 4u
+
 struct tcp_conn {
 	struct muoni_conn base;
 	struct muoni_fdh fdh;
@@ -40,6 +63,16 @@ struct tcp_conn {
 	bool connected;
 	bool want_out;
 	bool eof;
+	/* coalescing, publisher side (tx_hold) */
+	struct {
+		const uint8_t *p; /* a run held back, one per send log */
+		size_t len;
+	} held[TCP_HOLD_RUNS];
+	unsigned n_held;
+	unsigned held_n;     /* pushes held since nothing was held */
+	uint32_t hold_max;
+	uint32_t busy_tick;  /* the poll interval in which we count as busy */
+	uint64_t sent_ns;    /* when the last send returned */
 };
 
 struct tcp_listener {
@@ -124,6 +157,74 @@ static int tx_flush(struct tcp_conn *tc)
 	return 0;
 }
 
+/*
+ * Whether to hold back the run at `frames` instead of sending it: only
+ * while the connection is busy (see the file comment), never when core
+ * wants it out now (ctx->tx_flush, ctx->armed), never for the control
+ * queue, never past hold_max bytes. A run (one per send log, so one per
+ * stream) is held only while it grows: offered again unchanged, nothing
+ * was added behind it (core asks again: make room, drain) or the log
+ * wrapped (the rest of the stream is at the log's start), and it goes. So
+ * holding leaves no sender more than hold_max bytes behind.
+ */
+static inline bool tx_hold(struct tcp_conn *tc, const uint8_t *frames,
+			   size_t len)
+{
+	const struct muon_ctx *ctx = tc->base.ctx;
+	unsigned i;
+
+	if (ctx->tx_flush || ctx->armed || tc->busy_tick != ctx->poll_tick ||
+	    len > tc->hold_max || frames == tc->base.ctl_q)
+		return false;
+	for (i = 0; i < tc->n_held && tc->held[i].p != frames; i++)
+		;
+	if (i < tc->n_held ? len <= tc->held[i].len : i == TCP_HOLD_RUNS)
+		return false;
+	/* A clock read costs about as much as the rest of a publish: read it
+	 * for the first hold after a send (a connection idle that long sends
+	 * at once) and for every 8th after (a publisher that does not poll
+	 * still sends every TCP_HOLD_NS or so). */
+	if ((tc->held_n & 7) == 0 &&
+	    muoni_elapsed(muoni_now_ns(), tc->sent_ns) >= TCP_HOLD_NS)
+		return false;
+	tc->held[i].p = frames;
+	tc->held[i].len = len;
+	if (i == tc->n_held)
+		tc->n_held++;
+	tc->held_n++;
+	return true;
+}
+
+/* After a send of the run at `frames` that wrote something. */
+static inline void tx_sent(struct tcp_conn *tc, const uint8_t *frames)
+{
+	const struct muon_ctx *ctx = tc->base.ctx;
+	bool batch = tc->held_n > 1;
+	unsigned i;
+
+	if (ctx->tx_flush || tc->busy_tick != ctx->poll_tick) {
+		/* The poll's flush, or a poll came since: whatever was held
+		 * went (or its sender is gone). */
+		tc->n_held = 0;
+	} else {
+		for (i = 0; i < tc->n_held; i++)
+			if (tc->held[i].p == frames) {
+				tc->held[i] = tc->held[--tc->n_held];
+				break;
+			}
+	}
+	if (!tc->n_held)
+		tc->held_n = 0;
+	/* The poll that flushed a batch was inside a stream: the interval it
+	 * opens is busy too, else every batch would cost two sends. A single
+	 * held message does not carry over, so a publisher that publishes
+	 * once per poll is back to sending at once. */
+	tc->busy_tick = ctx->poll_tick;
+	if (ctx->tx_flush && ctx->in_poll && batch)
+		tc->busy_tick++;
+	tc->sent_ns = muoni_now_ns();
+}
+
 static int tcp_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 		    size_t *taken)
 {
@@ -133,6 +234,8 @@ static int tcp_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 	int rc;
 
 	*taken = 0;
+	if (tx_hold(tc, frames, len))
+		return 0;
 	if (MUONI_UNLIKELY(tc->tx_len)) {
 		rc = tx_flush(tc);
 		if (rc == MUON_EAGAIN)
@@ -143,6 +246,8 @@ static int tcp_push(struct muoni_conn *c, const uint8_t *frames, size_t len,
 	n = tcp_send(tc, frames, len);
 	if (n < 0)
 		return (int)n;
+	if (n > 0)
+		tx_sent(tc, frames);
 	if ((size_t)n < len) {
 		/* Count the whole frames that went; keep the rest of a split
 		 * one so the stream stays frame-aligned. */
@@ -364,6 +469,10 @@ static struct tcp_conn *tcp_conn_new(struct muon_ctx *ctx, int fd,
 		return NULL;
 	tc->max_data = ctx->cfg.max_msg_size;
 	tc->frame_max = frame_max;
+	tc->hold_max = ctx->cfg.max_msg_size < TCP_HOLD_MAX
+			       ? ctx->cfg.max_msg_size : TCP_HOLD_MAX;
+	/* Not busy: the first push goes at once. */
+	tc->busy_tick = ctx->poll_tick - 1;
 	tc->rx_cap = frame_max + 2u * MUONI_FRAME_HDR_LEN + RX_EXTRA;
 	tc->rx = malloc(tc->rx_cap);
 	if (!tc->rx) {

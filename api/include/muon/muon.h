@@ -252,6 +252,16 @@ MUON_API int muon_ctx_listen_endpoint(const muon_ctx_t *ctx, unsigned index,
  * reconnects. Never blocks. No system call, allocation or lock happens per
  * message on the shm path.
  *
+ * Poll is the publisher's duty cycle too. Over tcp a publish on an idle
+ * connection is sent at once, inside the call; messages published while
+ * the connection is busy (it sent in this poll interval, or the poll
+ * before flushed a batch) are held back in the send log and leave
+ * together, with one send(), at the next muon_ctx_poll() or
+ * muon_ctx_arm() at the latest (or with a later publish once about 20 us
+ * have passed, or once 64 KiB, at most max_msg_size, of a stream wait). A
+ * thread that publishes should therefore keep polling, as it must anyway
+ * to be told of back-pressure and slow subscribers.
+ *
  * @return the number of messages delivered and other work items done (0 when
  *         idle); MUON_EINVAL for a NULL ctx; MUON_ESTATE when called from a
  *         callback of the same context.
@@ -269,7 +279,11 @@ MUON_API int muon_ctx_fd(muon_ctx_t *ctx);
 
 /**
  * Prepare to block on muon_ctx_fd(): ask shared-memory publishers to signal
- * the fd when they write. Busy-polling threads never need this.
+ * the fd when they write, and push what tcp held back for coalescing (see
+ * muon_ctx_poll()). From a successful arm until the next muon_ctx_poll(),
+ * nothing is held back: messages published meanwhile (from another event
+ * source, say) are sent inside the publish call, so the thread may go back
+ * to sleep without polling. Busy-polling threads never need this.
  * @return MUON_OK: safe to wait; MUON_EBUSY: messages are already pending,
  *         call muon_ctx_poll() first; MUON_EINVAL.
  */
@@ -396,7 +410,8 @@ MUON_API void muon_pub_destroy(muon_pub_t *pub);
 
 /**
  * Copy `len` bytes (0 allowed, `data` may then be NULL) into the send log
- * and send them to every subscriber.
+ * and send them to every subscriber (over tcp, possibly at the next
+ * muon_ctx_poll(): see there).
  * @return the message's sequence number (>= 1); MUON_EBACKPRESSURE
  *         (retryable: poll, then call again), MUON_ETOOBIG (len >
  *         max_msg_size), MUON_EINVAL, MUON_ESTATE (a claim is open).
