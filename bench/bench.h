@@ -239,6 +239,10 @@ static inline int bench_spin_check(struct bench_spin *s)
 int bench_pipe_try_read(int fd, void *buf, size_t len);
 int bench_pipe_write(int fd, const void *buf, size_t len);
 
+/* A message buffer of `size` bytes (at least 1), filled with a fixed
+ * pattern; NULL after saying "<who>: out of memory". Free with free(). */
+unsigned char *bench_payload_new(size_t size, const char *who);
+
 /* ------------------------------------------------------------ histogram */
 
 /*

@@ -25,6 +25,7 @@
  * Copyright 2026 The muon authors. Licensed under the Apache License 2.0.
  */
 #include "bench.h"
+#include "muonutil.h"
 
 #include <muon/muon.h>
 
@@ -42,7 +43,6 @@
 #include <unistd.h>
 
 #define EP_LEN 128 /* muon_ctx_listen_endpoint() needs at most this */
-#define HELD_LOGS 8
 #define HIST_HIGHEST (60ull * 1000000000ull)
 #define SEC_NS 1000000000ull
 
@@ -162,94 +162,7 @@ struct shared {
 	struct slot slot[BENCH_MAX_SUBS];
 };
 
-/* ------------------------------------------------------------ logging */
-
-/* Set-up and tear-down make muon warn about connections that are not up
- * yet or already gone; such lines are held back and shown only if that
- * phase fails. */
-struct logsink {
-	char who[16];
-	int quiet;
-	unsigned nheld;
-	char held[HELD_LOGS][256];
-};
-
-static void muon_fail(const char *who, const char *call, int64_t rc)
-{
-	char msg[512];
-
-	/* Copied first: the message is only valid until the next muon call. */
-	snprintf(msg, sizeof(msg), "%s", muon_errmsg());
-	fprintf(stderr, "%s: %s: %s failed: %s: %s\n", BENCH_PROG, who, call,
-		muon_strerror((int)rc), msg);
-}
-
-static const char *level_name(muon_log_level_t level)
-{
-	switch (level) {
-	case MUON_LOG_NONE: break;
-	case MUON_LOG_ERROR: return "error";
-	case MUON_LOG_WARN: return "warn";
-	case MUON_LOG_INFO: return "info";
-	case MUON_LOG_DEBUG: return "debug";
-	}
-	return "log";
-}
-
-static const char *event_name(muon_event_type_t t)
-{
-	switch (t) {
-	case MUON_EVENT_IMAGE_UP: return "IMAGE_UP";
-	case MUON_EVENT_IMAGE_DOWN: return "IMAGE_DOWN";
-	case MUON_EVENT_LOSS: return "LOSS";
-	case MUON_EVENT_BACKPRESSURE: return "BACKPRESSURE";
-	case MUON_EVENT_ERROR: return "ERROR";
-	case MUON_EVENT_SLOW_DROP: return "SLOW_DROP";
-	}
-	return "unknown";
-}
-
-static void on_log(void *arg, muon_log_level_t level, const char *message)
-{
-	struct logsink *l = arg;
-
-	if (l->quiet && level != MUON_LOG_ERROR) {
-		snprintf(l->held[l->nheld++ % HELD_LOGS], sizeof(l->held[0]),
-			 "muon %s: %s", level_name(level), message);
-		return;
-	}
-	fprintf(stderr, "%s: %s: muon %s: %s\n", BENCH_PROG, l->who,
-		level_name(level), message);
-}
-
-static void quiet_begin(struct logsink *l)
-{
-	l->quiet = 1;
-	l->nheld = 0;
-}
-
-static void quiet_end(struct logsink *l, int failed)
-{
-	unsigned first = l->nheld > HELD_LOGS ? l->nheld - HELD_LOGS : 0;
-
-	if (failed)
-		for (unsigned i = first; i < l->nheld; i++)
-			fprintf(stderr, "%s: %s: %s\n", BENCH_PROG, l->who,
-				l->held[i % HELD_LOGS]);
-	l->quiet = 0;
-	l->nheld = 0;
-}
-
 /* ------------------------------------------------------------ helpers */
-
-static uint32_t pow2_at_least(uint64_t v)
-{
-	uint64_t p = 1;
-
-	while (p < v)
-		p <<= 1;
-	return (uint32_t)p;
-}
 
 static uint64_t pow2_at_most(uint64_t v)
 {
@@ -320,7 +233,7 @@ static void flow_sizes(struct flow *f)
 	f->send_log_size = def.send_log_size;
 	if (biggest > f->max_msg_size)
 		f->max_msg_size = (uint32_t)biggest;
-	need = pow2_at_least(4 * (uint64_t)f->max_msg_size);
+	need = bench_pow2_at_least(4 * (uint64_t)f->max_msg_size);
 	if (o->mode == BENCH_STREAMS) {
 		uint64_t each = pow2_at_most(STREAMS_LOG_BUDGET / f->n_pubs);
 
@@ -351,7 +264,7 @@ static void topic_name(const struct flow *f, unsigned t, char *buf,
 }
 
 static void ctx_config(const struct flow *f, muon_ctx_config_t *cfg,
-		       const char *name, struct logsink *log)
+		       const char *name, struct bench_logsink *log)
 {
 	const struct bench_opts *o = f->o;
 
@@ -360,7 +273,7 @@ static void ctx_config(const struct flow *f, muon_ctx_config_t *cfg,
 	cfg->transport = bench_transport_name(o->transport);
 	cfg->ignore_env = 1;
 	cfg->log_level = MUON_LOG_WARN;
-	cfg->log_fn = on_log;
+	cfg->log_fn = bench_on_log;
 	cfg->log_arg = log;
 	cfg->ring_size = f->ring_size;
 	cfg->send_log_size = f->send_log_size;
@@ -390,7 +303,7 @@ struct sub {
 	struct flow *f;
 	unsigned index;
 	struct slot *slot;
-	struct logsink log;
+	struct bench_logsink log;
 	muon_ctx_t *ctx;
 	muon_sub_t **subs;  /* one per topic */
 	struct stream *streams; /* open addressing, cap a power of two */
@@ -591,7 +504,7 @@ static void on_sub_event(void *arg, const muon_event_t *ev)
 		break;
 	}
 	fprintf(stderr, "%s: %s: %s event on '%s': %s\n", BENCH_PROG,
-		s->log.who, event_name(ev->type), topic, ev->detail);
+		s->log.who, bench_event_name(ev->type), topic, ev->detail);
 }
 
 static int sub_init(struct sub *s, struct flow *f, unsigned index)
@@ -604,8 +517,8 @@ static int sub_init(struct sub *s, struct flow *f, unsigned index)
 	s->lat = f->lat;
 	s->same_host = -1;
 	snprintf(s->log.who, sizeof(s->log.who), "sub%u", index);
-	quiet_begin(&s->log);
-	s->cap = pow2_at_least(2 * (uint64_t)f->n_pubs);
+	bench_quiet_begin(&s->log);
+	s->cap = bench_pow2_at_least(2 * (uint64_t)f->n_pubs);
 	s->streams = calloc(s->cap, sizeof(*s->streams));
 	s->subs = calloc(f->n_topics, sizeof(*s->subs));
 	if (!s->streams || !s->subs || bench_hist_init(&s->hist,
@@ -641,7 +554,7 @@ static void sub_close(struct sub *s)
 static void sub_free(struct sub *s)
 {
 	sub_close(s);
-	quiet_end(&s->log, 1);
+	bench_quiet_end(&s->log, 1);
 	bench_hist_fini(&s->hist);
 	free(s->streams);
 	free(s->subs);
@@ -663,7 +576,7 @@ static int sub_open(struct sub *s)
 		cfg.peers = f->sh->pub_ep;
 	rc = muon_ctx_create(&cfg, &s->ctx);
 	if (rc < 0) {
-		muon_fail(s->log.who, "muon_ctx_create", rc);
+		bench_muon_fail(s->log.who, "muon_ctx_create", rc);
 		if (cfg.peers)
 			fprintf(stderr, "%s: %s: peers %s\n", BENCH_PROG,
 				s->log.who, cfg.peers);
@@ -678,7 +591,7 @@ static int sub_open(struct sub *s)
 		topic_name(f, t, topic, sizeof(topic));
 		rc = muon_sub_create(s->ctx, topic, &scfg, &s->subs[t]);
 		if (rc < 0) {
-			muon_fail(s->log.who, "muon_sub_create", rc);
+			bench_muon_fail(s->log.who, "muon_sub_create", rc);
 			return -1;
 		}
 	}
@@ -689,40 +602,37 @@ static int sub_open(struct sub *s)
  * (said why). Nothing is timed yet, so it leaves the CPU to the others. */
 typedef int (*sub_cond_fn)(struct sub *s);
 
+struct sub_step {
+	struct sub *s;
+	sub_cond_fn cond;
+};
+
+static int sub_step(void *arg)
+{
+	struct sub_step *a = arg;
+	struct sub *s = a->s;
+	int r;
+
+	if (atomic_load(&s->f->sh->stop))
+		return -1;
+	r = a->cond(s);
+	if (r)
+		return r;
+	if (s->bad) {
+		fprintf(stderr, "%s: %s: %s\n", BENCH_PROG, s->log.who,
+			s->note);
+		return -1;
+	}
+	return 0;
+}
+
 static int sub_wait(struct sub *s, sub_cond_fn cond, uint64_t timeout_ns,
 		    const char *what)
 {
-	const struct timespec nap = { 0, 100000 };
-	uint64_t deadline = bench_now_ns() + timeout_ns;
+	struct sub_step a = { s, cond };
 
-	for (;;) {
-		int r;
-
-		if (s->ctx) {
-			r = muon_ctx_poll(s->ctx, 0);
-			if (r < 0) {
-				muon_fail(s->log.who, "muon_ctx_poll", r);
-				return -1;
-			}
-		}
-		if (atomic_load(&s->f->sh->stop))
-			return -1;
-		r = cond(s);
-		if (r)
-			return r > 0 ? 0 : -1;
-		if (s->bad) {
-			fprintf(stderr, "%s: %s: %s\n", BENCH_PROG, s->log.who,
-				s->note);
-			return -1;
-		}
-		if (bench_now_ns() >= deadline)
-			break;
-		nanosleep(&nap, NULL);
-	}
-	fprintf(stderr, "%s: %s: timed out after %llu s waiting for %s\n",
-		BENCH_PROG, s->log.who,
-		(unsigned long long)(timeout_ns / SEC_NS), what);
-	return -1;
+	return bench_setup_wait(s->ctx, s->log.who, sub_step, &a, timeout_ns,
+				what, NULL, NULL);
 }
 
 static int cond_go(struct sub *s)
@@ -738,7 +648,7 @@ static int cond_images(struct sub *s)
 		int n = muon_sub_images(s->subs[t]);
 
 		if (n < 0) {
-			muon_fail(s->log.who, "muon_sub_images", n);
+			bench_muon_fail(s->log.who, "muon_sub_images", n);
 			return -1;
 		}
 		total += n;
@@ -760,7 +670,7 @@ static int sub_loop(struct sub *s)
 		uint64_t now;
 
 		if (r < 0) {
-			muon_fail(s->log.who, "muon_ctx_poll", r);
+			bench_muon_fail(s->log.who, "muon_ctx_poll", r);
 			return -1;
 		}
 		if (r == 0 && f->yield)
@@ -838,24 +748,24 @@ static int sub_main(struct flow *f, unsigned index)
 	if (sub_wait(&s, cond_images, role ? ROLE_WAIT_NS : SETUP_NS,
 		     "an image of every stream") != 0)
 		goto fail;
-	quiet_end(&s.log, 0);
+	bench_quiet_end(&s.log, 0);
 	atomic_store(&s.slot->state, SUB_READY);
 	if (sub_loop(&s) != 0)
 		goto fail;
 	sub_report(&s);
 	atomic_store(&s.slot->state, SUB_DONE);
-	quiet_begin(&s.log);
+	bench_quiet_begin(&s.log);
 	sub_close(&s);
-	quiet_end(&s.log, 0);
+	bench_quiet_end(&s.log, 0);
 	sub_free(&s);
 	return 0;
 
 fail:
 	/* Told to stop, it leaves without a word: the publisher says why. */
 	if (atomic_load(&f->sh->stop)) {
-		quiet_begin(&s.log);
+		bench_quiet_begin(&s.log);
 		sub_close(&s);
-		quiet_end(&s.log, 0);
+		bench_quiet_end(&s.log, 0);
 	}
 	atomic_store(&f->sh->slot[index].state, SUB_FAILED);
 	atomic_store(&f->sh->failed, 1);
@@ -1079,7 +989,7 @@ static int subs_finish(struct subs *r, int ok)
 
 struct pubside {
 	struct flow *f;
-	struct logsink log;
+	struct bench_logsink log;
 	struct subs *subs;   /* NULL with --role pub */
 	muon_ctx_t *ctx;
 	muon_pub_t **pubs;
@@ -1102,7 +1012,7 @@ static void on_pub_event(void *arg, const muon_event_t *ev)
 		return;
 	p->events++;
 	snprintf(p->note, sizeof(p->note), "%s event on '%s': %s",
-		 event_name(ev->type), ev->topic ? ev->topic : "-",
+		 bench_event_name(ev->type), ev->topic ? ev->topic : "-",
 		 ev->detail);
 }
 
@@ -1112,16 +1022,15 @@ static int pub_init(struct pubside *p, struct flow *f, struct subs *subs)
 	p->f = f;
 	p->subs = subs;
 	snprintf(p->log.who, sizeof(p->log.who), "pub");
-	quiet_begin(&p->log);
+	bench_quiet_begin(&p->log);
 	p->pubs = calloc(f->n_pubs, sizeof(*p->pubs));
 	p->next_n = calloc(f->n_pubs, sizeof(*p->next_n));
-	p->buf = malloc(f->o->size ? f->o->size : 1);
-	if (!p->pubs || !p->next_n || !p->buf) {
+	if (!p->pubs || !p->next_n) {
 		fprintf(stderr, "%s: pub: out of memory\n", BENCH_PROG);
 		return -1;
 	}
-	memset(p->buf, 0xa5, f->o->size ? f->o->size : 1);
-	return 0;
+	p->buf = bench_payload_new(f->o->size, "pub");
+	return p->buf ? 0 : -1;
 }
 
 static void pub_close(struct pubside *p)
@@ -1137,7 +1046,7 @@ static void pub_close(struct pubside *p)
 static void pub_free(struct pubside *p)
 {
 	pub_close(p);
-	quiet_end(&p->log, 1);
+	bench_quiet_end(&p->log, 1);
 	free(p->pubs);
 	free(p->next_n);
 	free(p->buf);
@@ -1146,27 +1055,26 @@ static void pub_free(struct pubside *p)
 	p->buf = NULL;
 }
 
-/* Where the publisher listens: a fixed shm name, or port 0 (read back
- * once listening) on loopback or the RDMA device's address. With --role,
- * discovery's defaults, but verbs on the given device address. */
-static const char *pub_listen(const struct flow *f, char *buf, size_t len)
+/* Where the publisher listens, into *listen: a fixed shm name, or port 0
+ * (read back once listening) on loopback or the RDMA device's address.
+ * With --role, discovery's defaults (NULL), but verbs on the given device
+ * address. Returns -1 for an --addr that is not this host's. */
+static int pub_listen(const struct flow *f, char *buf, size_t len,
+		      const char **listen)
 {
 	const struct bench_opts *o = f->o;
-	const char *addr = o->addr ? o->addr : BENCH_VERBS_ADDR;
-	int v6 = strchr(addr, ':') != NULL;
 
-	if (o->transport == BENCH_VERBS) {
-		snprintf(buf, len, "verbs://%s%s%s:0", v6 ? "[" : "", addr,
-			 v6 ? "]" : "");
-		return buf;
-	}
+	*listen = buf;
+	if (o->transport == BENCH_VERBS)
+		return bench_verbs_listen(o->addr ? o->addr : BENCH_VERBS_ADDR,
+					  1, buf, len);
 	if (o->role != BENCH_ROLE_BOTH)
-		return NULL;
-	if (o->transport == BENCH_SHM)
+		*listen = NULL;
+	else if (o->transport == BENCH_SHM)
 		snprintf(buf, len, "shm://muonbench-%ld-pub", (long)getpid());
 	else
 		snprintf(buf, len, "tcp://127.0.0.1:0");
-	return buf;
+	return 0;
 }
 
 static int pub_open(struct pubside *p)
@@ -1178,10 +1086,11 @@ static int pub_open(struct pubside *p)
 	int rc;
 
 	ctx_config(f, &cfg, "muon-bench-pub", &p->log);
-	cfg.listen = pub_listen(f, listen, sizeof(listen));
+	if (pub_listen(f, listen, sizeof(listen), &cfg.listen) != 0)
+		return -1;
 	rc = muon_ctx_create(&cfg, &p->ctx);
 	if (rc < 0) {
-		muon_fail("pub", "muon_ctx_create", rc);
+		bench_muon_fail("pub", "muon_ctx_create", rc);
 		if (cfg.listen)
 			fprintf(stderr, "%s: pub: listen %s\n", BENCH_PROG,
 				cfg.listen);
@@ -1194,7 +1103,7 @@ static int pub_open(struct pubside *p)
 		topic_name(f, i % f->n_topics, topic, sizeof(topic));
 		rc = muon_pub_create(p->ctx, topic, &pcfg, &p->pubs[i]);
 		if (rc < 0) {
-			muon_fail("pub", "muon_pub_create", rc);
+			bench_muon_fail("pub", "muon_pub_create", rc);
 			return -1;
 		}
 	}
@@ -1202,7 +1111,7 @@ static int pub_open(struct pubside *p)
 		return 0;
 	rc = muon_ctx_listen_endpoint(p->ctx, 0, f->sh->pub_ep, EP_LEN);
 	if (rc < 0) {
-		muon_fail("pub", "muon_ctx_listen_endpoint", rc);
+		bench_muon_fail("pub", "muon_ctx_listen_endpoint", rc);
 		return -1;
 	}
 	atomic_store(&f->sh->go, 1);
@@ -1238,12 +1147,12 @@ static int publish_wait(struct pubside *p, muon_pub_t *pub, const void *buf,
 		int prc;
 
 		if (rc != MUON_EBACKPRESSURE && rc != MUON_EAGAIN) {
-			muon_fail("pub", "muon_publish", rc);
+			bench_muon_fail("pub", "muon_publish", rc);
 			return -1;
 		}
 		prc = muon_ctx_poll(p->ctx, 0);
 		if (prc < 0) {
-			muon_fail("pub", "muon_ctx_poll", prc);
+			bench_muon_fail("pub", "muon_ctx_poll", prc);
 			return -1;
 		}
 		if (bench_spin_check(&spin) != 0)
@@ -1291,7 +1200,7 @@ static int wait_until(struct pubside *p, uint64_t t, uint64_t *now)
 			return 0;
 		r = muon_ctx_poll(p->ctx, 0);
 		if (r < 0) {
-			muon_fail("pub", "muon_ctx_poll", r);
+			bench_muon_fail("pub", "muon_ctx_poll", r);
 			return -1;
 		}
 		if (pub_check(p) != 0)
@@ -1334,7 +1243,7 @@ static int pub_between(struct pubside *p, struct bench_progress *prog,
 	int rc = muon_ctx_poll(p->ctx, 0);
 
 	if (rc < 0) {
-		muon_fail("pub", "muon_ctx_poll", rc);
+		bench_muon_fail("pub", "muon_ctx_poll", rc);
 		return -1;
 	}
 	if (pub_check(p) != 0)
@@ -1489,32 +1398,25 @@ static int pub_run(struct pubside *p)
 /* Nap-polling set-up wait of the publisher. */
 typedef int (*pub_cond_fn)(struct pubside *p);
 
+struct pub_step {
+	struct pubside *p;
+	pub_cond_fn cond;
+};
+
+static int pub_step(void *arg)
+{
+	struct pub_step *a = arg;
+
+	return a->cond(a->p);
+}
+
 static int pub_wait(struct pubside *p, pub_cond_fn cond, uint64_t timeout_ns,
 		    const char *what)
 {
-	const struct timespec nap = { 0, 100000 };
-	uint64_t deadline = bench_now_ns() + timeout_ns;
+	struct pub_step a = { p, cond };
 
-	for (;;) {
-		int r = muon_ctx_poll(p->ctx, 0);
-
-		if (r < 0) {
-			muon_fail("pub", "muon_ctx_poll", r);
-			return -1;
-		}
-		r = cond(p);
-		if (r)
-			return r > 0 ? 0 : -1;
-		if (bench_now_ns() >= deadline)
-			break;
-		nanosleep(&nap, NULL);
-	}
-	fprintf(stderr, "%s: pub: timed out after %llu s waiting for %s\n",
-		BENCH_PROG, (unsigned long long)(timeout_ns / SEC_NS), what);
-	if (p->events)
-		fprintf(stderr, "%s: pub: last event: %s\n", BENCH_PROG,
-			p->note);
-	return -1;
+	return bench_setup_wait(p->ctx, "pub", pub_step, &a, timeout_ns, what,
+				&p->events, p->note);
 }
 
 /* Every subscriber has an image of every stream, so none misses the
@@ -1579,7 +1481,7 @@ static void pub_counters(struct pubside *p, struct bench_report *rep)
 	c.size = sizeof(c);
 	rc = muon_ctx_counters(p->ctx, &c);
 	if (rc < 0) {
-		muon_fail("pub", "muon_ctx_counters", rc);
+		bench_muon_fail("pub", "muon_ctx_counters", rc);
 		return;
 	}
 	if (c.losses || c.disconnects || c.slow_drops || p->events)
@@ -2076,20 +1978,20 @@ static int run_both(struct flow *f, struct bench_report *rep)
 	if (pub_wait(&p, cond_subs_ready, SETUP_NS,
 		     "every subscriber to see every stream") != 0)
 		goto free_pub;
-	quiet_end(&p.log, 0);
+	bench_quiet_end(&p.log, 0);
 	if (pub_run(&p) != 0)
 		goto free_pub;
 	/* Before the subscribers leave, which counts as disconnects. */
 	pub_counters(&p, rep);
 	pub_rate_check(&p, rep);
-	quiet_begin(&p.log);
+	bench_quiet_begin(&p.log);
 	if (pub_wait(&p, cond_subs_done, BENCH_TIMEOUT_NS,
 		     "the subscribers to receive the end of the run") != 0)
 		goto free_pub;
 	/* Subscribers close first, then we do: no linger on live peers. */
 	rc = subs_finish(&subs, 1);
 	pub_close(&p);
-	quiet_end(&p.log, rc != 0);
+	bench_quiet_end(&p.log, rc != 0);
 	pub_free(&p);
 	unpin_publisher(&pin);
 	if (rc != 0)
@@ -2097,7 +1999,7 @@ static int run_both(struct flow *f, struct bench_report *rep)
 	return add_results(rep, f);
 
 free_pub:
-	quiet_begin(&p.log);
+	bench_quiet_begin(&p.log);
 	subs_finish(&subs, 0);
 	pub_free(&p);
 	unpin_publisher(&pin);
@@ -2126,12 +2028,12 @@ static int run_pub(struct flow *f, struct bench_report *rep)
 		BENCH_PROG, ROLE_WAIT_NS / SEC_NS, what, o->discovery);
 	if (pub_wait(&p, cond_role_subs, ROLE_WAIT_NS, what) != 0)
 		goto free_pub;
-	quiet_end(&p.log, 0);
+	bench_quiet_end(&p.log, 0);
 	if (pub_run(&p) != 0)
 		goto free_pub;
 	pub_counters(&p, rep);
 	pub_rate_check(&p, rep);
-	quiet_begin(&p.log);
+	bench_quiet_begin(&p.log);
 	if (pub_wait(&p, cond_role_left, BENCH_TIMEOUT_NS,
 		     "the subscribers to take the end of the run") != 0)
 		goto free_pub;
@@ -2140,7 +2042,7 @@ static int run_pub(struct flow *f, struct bench_report *rep)
 		   bench_mode_name(o->mode), o->size);
 	rc = add_pub_result(rep, &p);
 	pub_close(&p);
-	quiet_end(&p.log, 0);
+	bench_quiet_end(&p.log, 0);
 	pub_free(&p);
 	unpin_publisher(&pin);
 	return rc;

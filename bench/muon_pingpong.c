@@ -15,24 +15,19 @@
  */
 #include "bench.h"
 #include "raw.h"
+#include "muonutil.h"
 
 #include <muon/muon.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define TOPIC_PING "muon-bench.ping"
 #define TOPIC_PONG "muon-bench.pong"
 #define TOPIC_LEN 300 /* "muon-bench.<run id>.ping"; muon allows 255 */
 #define EP_LEN 128 /* muon_ctx_listen_endpoint() needs at most this */
-#define HELD_LOGS 8
 
 /* How long the sub side of a two-host run waits for the pub side to show
  * up: long enough to start the other host's half by hand. */
@@ -51,7 +46,7 @@ struct run {
 /* One side's muon objects plus what its callbacks report to its loop. */
 struct side {
 	const struct bench_opts *o;
-	const char *who;
+	struct bench_logsink log; /* log.who: "ping" or "pong" */
 	muon_ctx_t *ctx;
 	muon_pub_t *pub;
 	muon_sub_t *sub;
@@ -67,89 +62,7 @@ struct side {
 	unsigned events0;   /* of those, how many came before the run */
 	muon_counters_t c0; /* the counters when the run started */
 	char note[256];     /* why `bad`, or the last such event */
-	int quiet;          /* set-up or tear-down: hold lines below error */
-	unsigned nheld;
-	char held[HELD_LOGS][256];
 };
-
-static void muon_fail(const struct side *s, const char *call, int64_t rc)
-{
-	char msg[512];
-
-	/* Copied first: the message is only valid until the next muon call. */
-	snprintf(msg, sizeof(msg), "%s", muon_errmsg());
-	fprintf(stderr, "%s: %s: %s failed: %s: %s\n", BENCH_PROG, s->who, call,
-		muon_strerror((int)rc), msg);
-}
-
-static const char *event_name(muon_event_type_t t)
-{
-	switch (t) {
-	case MUON_EVENT_IMAGE_UP: return "IMAGE_UP";
-	case MUON_EVENT_IMAGE_DOWN: return "IMAGE_DOWN";
-	case MUON_EVENT_LOSS: return "LOSS";
-	case MUON_EVENT_BACKPRESSURE: return "BACKPRESSURE";
-	case MUON_EVENT_ERROR: return "ERROR";
-	case MUON_EVENT_SLOW_DROP: return "SLOW_DROP";
-	}
-	return "unknown";
-}
-
-static const char *level_name(muon_log_level_t level)
-{
-	switch (level) {
-	case MUON_LOG_NONE: break;
-	case MUON_LOG_ERROR: return "error";
-	case MUON_LOG_WARN: return "warn";
-	case MUON_LOG_INFO: return "info";
-	case MUON_LOG_DEBUG: return "debug";
-	}
-	return "log";
-}
-
-/*
- * Each side dials the other, so whichever creates its context first dials a
- * port nobody listens on yet, and muon warns about the refused connection
- * before its retry succeeds; at the end, whichever context closes second
- * may warn that the first one is gone. Such lines, from set-up and
- * tear-down only, are held back and shown only if that phase fails.
- */
-static void on_log(void *arg, muon_log_level_t level, const char *message)
-{
-	struct side *s = arg;
-
-	if (s->quiet && level != MUON_LOG_ERROR) {
-		snprintf(s->held[s->nheld++ % HELD_LOGS], sizeof(s->held[0]),
-			 "muon %s: %s", level_name(level), message);
-		return;
-	}
-	fprintf(stderr, "%s: %s: muon %s: %s\n", BENCH_PROG, s->who,
-		level_name(level), message);
-}
-
-static void show_held_logs(struct side *s)
-{
-	unsigned first = s->nheld > HELD_LOGS ? s->nheld - HELD_LOGS : 0;
-
-	for (unsigned i = first; i < s->nheld; i++)
-		fprintf(stderr, "%s: %s: %s\n", BENCH_PROG, s->who,
-			s->held[i % HELD_LOGS]);
-	s->nheld = 0;
-}
-
-static void quiet_begin(struct side *s)
-{
-	s->quiet = 1;
-	s->nheld = 0;
-}
-
-static void quiet_end(struct side *s, int failed)
-{
-	if (failed)
-		show_held_logs(s);
-	s->quiet = 0;
-	s->nheld = 0;
-}
 
 static void on_event(void *arg, const muon_event_t *ev)
 {
@@ -173,7 +86,7 @@ static void on_event(void *arg, const muon_event_t *ev)
 	}
 	s->events++;
 	snprintf(s->note, sizeof(s->note), "%s event on '%s': %s",
-		 event_name(ev->type), ev->topic ? ev->topic : "-",
+		 bench_event_name(ev->type), ev->topic ? ev->topic : "-",
 		 ev->detail);
 	/* A lost ping or pong would otherwise only show as a 10 s timeout. */
 	if (ev->type == MUON_EVENT_LOSS)
@@ -216,21 +129,11 @@ static void on_msg(void *arg, const muon_msg_t *m)
 
 static void report_bad(const struct side *s)
 {
-	fprintf(stderr, "%s: %s: %s\n", BENCH_PROG, s->who, s->note);
+	fprintf(stderr, "%s: %s: %s\n", BENCH_PROG, s->log.who, s->note);
 }
 
 /* ------------------------------------------------------------ set-up */
 
-static uint32_t pow2_at_least(uint64_t v)
-{
-	uint64_t p = 1;
-
-	while (p < v)
-		p <<= 1;
-	return (uint32_t)p;
-}
-
-/* muon requires max_msg_size <= ring_size/4 and <= send_log_size/4. */
 static void fit_size(muon_ctx_config_t *cfg, size_t size)
 {
 	uint32_t need;
@@ -238,7 +141,7 @@ static void fit_size(muon_ctx_config_t *cfg, size_t size)
 	if (size <= cfg->max_msg_size)
 		return;
 	cfg->max_msg_size = (uint32_t)size;
-	need = pow2_at_least(4 * (uint64_t)size);
+	need = bench_pow2_at_least(4 * (uint64_t)size);
 	if (cfg->ring_size < need)
 		cfg->ring_size = need;
 	if (cfg->send_log_size < need)
@@ -250,15 +153,10 @@ static int side_init(struct side *s, const struct bench_opts *o,
 {
 	memset(s, 0, sizeof(*s));
 	s->o = o;
-	s->who = who;
-	quiet_begin(s);
-	s->buf = malloc(o->size ? o->size : 1);
-	if (!s->buf) {
-		fprintf(stderr, "%s: %s: out of memory\n", BENCH_PROG, who);
-		return -1;
-	}
-	memset(s->buf, 0xa5, o->size);
-	return 0;
+	snprintf(s->log.who, sizeof(s->log.who), "%s", who);
+	bench_quiet_begin(&s->log);
+	s->buf = bench_payload_new(o->size, who);
+	return s->buf ? 0 : -1;
 }
 
 static int side_open(struct side *s, const char *name, const char *listen,
@@ -280,21 +178,21 @@ static int side_open(struct side *s, const char *name, const char *listen,
 	cfg.transport = bench_transport_name(s->o->transport);
 	cfg.ignore_env = 1;
 	cfg.log_level = MUON_LOG_WARN;
-	cfg.log_fn = on_log;
-	cfg.log_arg = s;
+	cfg.log_fn = bench_on_log;
+	cfg.log_arg = &s->log;
 	fit_size(&cfg, s->o->size);
 	rc = muon_ctx_create(&cfg, &s->ctx);
 	if (rc < 0) {
-		muon_fail(s, "muon_ctx_create", rc);
+		bench_muon_fail(s->log.who, "muon_ctx_create", rc);
 		fprintf(stderr, "%s: %s: listen %s, peers %s, discovery %s\n",
-			BENCH_PROG, s->who, listen ? listen : "(default)",
+			BENCH_PROG, s->log.who, listen ? listen : "(default)",
 			peers ? peers : "-",
 			cfg.discovery ? cfg.discovery : "-");
 		return -1;
 	}
 	rc = muon_pub_create(s->ctx, pub_topic, NULL, &s->pub);
 	if (rc < 0) {
-		muon_fail(s, "muon_pub_create", rc);
+		bench_muon_fail(s->log.who, "muon_pub_create", rc);
 		goto destroy_ctx;
 	}
 	muon_sub_config_init(&scfg);
@@ -304,7 +202,7 @@ static int side_open(struct side *s, const char *name, const char *listen,
 	scfg.event_arg = s;
 	rc = muon_sub_create(s->ctx, sub_topic, &scfg, &s->sub);
 	if (rc < 0) {
-		muon_fail(s, "muon_sub_create", rc);
+		bench_muon_fail(s->log.who, "muon_sub_create", rc);
 		goto destroy_pub;
 	}
 	return 0;
@@ -332,7 +230,7 @@ static void side_free(struct side *s)
 {
 	side_close(s);
 	/* Lines still held belong to a phase that did not finish. */
-	quiet_end(s, 1);
+	bench_quiet_end(&s->log, 1);
 	free(s->buf);
 	s->buf = NULL;
 }
@@ -344,42 +242,36 @@ static void side_free(struct side *s)
  */
 typedef int (*cond_fn)(struct side *s, void *arg);
 
+struct side_step {
+	struct side *s;
+	struct bench_child *child;
+	cond_fn cond;
+	void *arg;
+};
+
+static int side_step(void *arg)
+{
+	struct side_step *a = arg;
+	int r = a->cond(a->s, a->arg);
+
+	if (r)
+		return r;
+	if (a->s->bad) {
+		report_bad(a->s);
+		return -1;
+	}
+	if (a->child && bench_child_check(a->child) != 0)
+		return -1;
+	return 0;
+}
+
 static int setup_wait(struct side *s, struct bench_child *child, cond_fn cond,
 		      void *arg, uint64_t timeout_ns, const char *what)
 {
-	const struct timespec nap = { 0, 50000 };
-	uint64_t deadline = bench_now_ns() + timeout_ns;
+	struct side_step a = { s, child, cond, arg };
 
-	for (;;) {
-		int r;
-
-		if (s->ctx) {
-			r = muon_ctx_poll(s->ctx, 0);
-			if (r < 0) {
-				muon_fail(s, "muon_ctx_poll", r);
-				return -1;
-			}
-		}
-		r = cond(s, arg);
-		if (r != 0)
-			return r > 0 ? 0 : -1;
-		if (s->bad) {
-			report_bad(s);
-			return -1;
-		}
-		if (child && bench_child_check(child) != 0)
-			return -1;
-		if (bench_now_ns() >= deadline)
-			break;
-		nanosleep(&nap, NULL);
-	}
-	fprintf(stderr, "%s: %s: timed out after %llu s waiting for %s\n",
-		BENCH_PROG, s->who,
-		(unsigned long long)(timeout_ns / 1000000000ull), what);
-	if (s->events)
-		fprintf(stderr, "%s: %s: last event: %s\n", BENCH_PROG, s->who,
-			s->note);
-	return -1;
+	return bench_setup_wait(s->ctx, s->log.who, side_step, &a, timeout_ns,
+				what, &s->events, s->note);
 }
 
 struct pipe_msg {
@@ -395,7 +287,7 @@ static int cond_pipe_msg(struct side *s, void *arg)
 
 	if (r < 0)
 		fprintf(stderr, "%s: %s: the other side went away during "
-			"set-up\n", BENCH_PROG, s->who);
+			"set-up\n", BENCH_PROG, s->log.who);
 	return r;
 }
 
@@ -422,7 +314,7 @@ static int cond_ready(struct side *s, void *arg)
 	}
 	n = muon_sub_images(s->sub);
 	if (n < 0) {
-		muon_fail(s, "muon_sub_images", n);
+		bench_muon_fail(s->log.who, "muon_sub_images", n);
 		return -1;
 	}
 	return n > 0 && (r->peer_fd < 0 || r->peer_ready);
@@ -452,14 +344,14 @@ static int cond_both_ways(struct side *s, void *arg)
 	int rc;
 
 	if (images < 0 || subs < 0) {
-		muon_fail(s, images < 0 ? "muon_sub_images" :
+		bench_muon_fail(s->log.who, images < 0 ? "muon_sub_images" :
 			  "muon_pub_subscribers", images < 0 ? images : subs);
 		return -1;
 	}
 	c.size = sizeof(c);
 	rc = muon_ctx_counters(s->ctx, &c);
 	if (rc < 0) {
-		muon_fail(s, "muon_ctx_counters", rc);
+		bench_muon_fail(s->log.who, "muon_ctx_counters", rc);
 		return -1;
 	}
 	if (!st->since || c.connects != st->connects ||
@@ -500,12 +392,12 @@ static int publish_retry(struct side *s, size_t len, struct bench_spin *spin)
 		if (rc >= 0)
 			return 0;
 		if (rc != MUON_EBACKPRESSURE && rc != MUON_EAGAIN) {
-			muon_fail(s, "muon_publish", rc);
+			bench_muon_fail(s->log.who, "muon_publish", rc);
 			return -1;
 		}
 		prc = muon_ctx_poll(s->ctx, 0);
 		if (prc < 0) {
-			muon_fail(s, "muon_ctx_poll", prc);
+			bench_muon_fail(s->log.who, "muon_ctx_poll", prc);
 			return -1;
 		}
 		if (bench_spin_check(spin) != 0)
@@ -520,7 +412,7 @@ static int wait_msg(struct side *s, struct bench_spin *spin)
 		int rc = muon_ctx_poll(s->ctx, 0);
 
 		if (rc < 0) {
-			muon_fail(s, "muon_ctx_poll", rc);
+			bench_muon_fail(s->log.who, "muon_ctx_poll", rc);
 			return -1;
 		}
 		/* Down on one connection may be up on another; down on all
@@ -533,7 +425,7 @@ static int wait_msg(struct side *s, struct bench_spin *spin)
 		if (bench_spin_check(spin) != 0) {
 			if (s->events)
 				fprintf(stderr, "%s: %s: last event: %s\n",
-					BENCH_PROG, s->who, s->note);
+					BENCH_PROG, s->log.who, s->note);
 			return -1;
 		}
 	}
@@ -548,7 +440,7 @@ static int wait_msg(struct side *s, struct bench_spin *spin)
 	if (s->ended)
 		return 1;
 	fprintf(stderr, "%s: %s: the other side's stream went down in the "
-		"middle of the run (%s)\n", BENCH_PROG, s->who, s->note);
+		"middle of the run (%s)\n", BENCH_PROG, s->log.who, s->note);
 	return -1;
 }
 
@@ -617,7 +509,7 @@ static int mark_counters(struct side *s)
 	s->c0.size = sizeof(s->c0);
 	rc = muon_ctx_counters(s->ctx, &s->c0);
 	if (rc < 0) {
-		muon_fail(s, "muon_ctx_counters", rc);
+		bench_muon_fail(s->log.who, "muon_ctx_counters", rc);
 		return -1;
 	}
 	s->events0 = s->events;
@@ -635,7 +527,7 @@ static void report_counters(const struct side *s)
 	c.size = sizeof(c);
 	rc = muon_ctx_counters(s->ctx, &c);
 	if (rc < 0) {
-		muon_fail(s, "muon_ctx_counters", rc);
+		bench_muon_fail(s->log.who, "muon_ctx_counters", rc);
 		return;
 	}
 	bp = c.backpressure - s->c0.backpressure;
@@ -669,7 +561,7 @@ static int pong_main(void *arg, int rd, int wr)
 		goto free_side;
 	rc = muon_ctx_listen_endpoint(s.ctx, 0, ep, sizeof(ep));
 	if (rc < 0) {
-		muon_fail(&s, "muon_ctx_listen_endpoint", rc);
+		bench_muon_fail(s.log.who, "muon_ctx_listen_endpoint", rc);
 		goto free_side;
 	}
 	if (bench_pipe_write(wr, ep, sizeof(ep)) != 0)
@@ -677,78 +569,23 @@ static int pong_main(void *arg, int rd, int wr)
 	if (setup_wait(&s, NULL, cond_ready, &ready, BENCH_TIMEOUT_NS,
 		       "an image of '" TOPIC_PING "'") != 0)
 		goto free_side;
-	quiet_end(&s, 0);
+	bench_quiet_end(&s.log, 0);
 	if (bench_pipe_write(wr, "R", 1) != 0 || pong_loop(&s) < 0)
 		goto free_side;
 	/* Keep polling until the ping has its last reply: leaving earlier
 	 * could cut off data still on its way. */
-	quiet_begin(&s);
+	bench_quiet_begin(&s.log);
 	if (setup_wait(&s, NULL, cond_peer_done, &rd, BENCH_TIMEOUT_NS,
 		       "the ping to finish"))
 		goto free_side;
 	side_close(&s);
-	quiet_end(&s, 0);
+	bench_quiet_end(&s.log, 0);
 	side_free(&s);
 	return 0;
 
 free_side:
 	side_free(&s);
 	return 1;
-}
-
-/*
- * Is `sa` an address of this host? Binding a TCP socket to it says so
- * before any RDMA state exists that the pong process would inherit, and
- * says it more plainly than a failed listen inside muon.
- */
-static int check_local_addr(struct sockaddr *sa, socklen_t sa_len,
-			    const char *addr)
-{
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int rc = -1;
-
-	if (fd < 0)
-		goto fail;
-	if (bind(fd, sa, sa_len) == 0)
-		rc = 0;
-	close(fd);
-fail:
-	if (rc != 0) {
-		int e = errno;
-
-		fprintf(stderr, "%s: cannot bind to %s: %s\n", BENCH_PROG,
-			addr, strerror(e));
-		if (e == EADDRNOTAVAIL)
-			fprintf(stderr, "%s: %s is not an address of this "
-				"host (--addr, MUON_RDMA_ADDR)\n", BENCH_PROG,
-				addr);
-	}
-	return rc;
-}
-
-/* The verbs endpoint names the RDMA device's own IP address; IPv6
- * literals go in brackets, as in tcp:// endpoints. */
-static int verbs_endpoint(struct run *run, const char *addr)
-{
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST,
-				  .ai_socktype = SOCK_STREAM };
-	struct addrinfo *ai;
-	int rc, v6;
-
-	rc = getaddrinfo(addr, "0", &hints, &ai);
-	if (rc != 0) {
-		fprintf(stderr, "%s: --addr %s: not an IPv4 or IPv6 address: "
-			"%s\n", BENCH_PROG, addr, gai_strerror(rc));
-		return -1;
-	}
-	rc = check_local_addr(ai->ai_addr, ai->ai_addrlen, addr);
-	v6 = ai->ai_family == AF_INET6;
-	freeaddrinfo(ai);
-	if (rc != 0)
-		return -1;
-	snprintf(run->pong_listen, EP_LEN, v6 ? "verbs://[%s]:0" :
-		 "verbs://%s:0", addr);
-	return 0;
 }
 
 /*
@@ -768,7 +605,8 @@ static int run_endpoints(struct run *run, const struct bench_opts *o)
 		return 0;
 	}
 	if (o->transport == BENCH_VERBS)
-		return verbs_endpoint(run, o->addr);
+		return bench_verbs_listen(o->addr, 1, run->pong_listen,
+					  EP_LEN);
 	snprintf(run->pong_listen, EP_LEN, "tcp://127.0.0.1:0");
 	return 0;
 }
@@ -790,7 +628,7 @@ static int ping_setup(struct side *s, struct run *run,
 	if (setup_wait(s, child, cond_ready, &ready, BENCH_TIMEOUT_NS,
 		       "an image of '" TOPIC_PONG "' on both sides") != 0)
 		return -1;
-	quiet_end(s, 0);
+	bench_quiet_end(&s->log, 0);
 	return 0;
 }
 
@@ -814,10 +652,10 @@ static int pingpong_forked(const struct bench_opts *o, struct bench_report *rep)
 	report_counters(&s);
 	/* The pong closes first (on EOF), then we do: one at a time keeps
 	 * tear-down simple to reason about. */
-	quiet_begin(&s);
+	bench_quiet_begin(&s.log);
 	rc = bench_child_finish(&child, BENCH_TIMEOUT_NS);
 	side_close(&s);
-	quiet_end(&s, rc != 0);
+	bench_quiet_end(&s.log, rc != 0);
 	side_free(&s);
 	if (rc == 0)
 		rc = bench_pp_add(&pp, rep, "muon");
@@ -855,13 +693,14 @@ static int role_topics(const struct bench_opts *o, char *ping, char *pong)
  * and shm muon's default, which it advertises with this host's address
  * as the daemon sees it.
  */
-static const char *role_listen(const struct bench_opts *o, char *buf)
+static int role_listen(const struct bench_opts *o, char *buf,
+		       const char **listen)
 {
+	*listen = NULL;
 	if (o->transport != BENCH_VERBS)
-		return NULL;
-	snprintf(buf, EP_LEN, strchr(o->addr, ':') ? "verbs://[%s]:0" :
-		 "verbs://%s:0", o->addr);
-	return buf;
+		return 0;
+	*listen = buf;
+	return bench_verbs_listen(o->addr, 1, buf, EP_LEN);
 }
 
 /*
@@ -874,17 +713,19 @@ static int role_ping(const struct bench_opts *o, struct bench_report *rep)
 {
 	char t_ping[TOPIC_LEN], t_pong[TOPIC_LEN], listen[EP_LEN];
 	char what[TOPIC_LEN + 128];
+	const char *where;
 	struct settle settle = { 0, 0, 0 };
 	struct side s;
 	struct bench_pp pp;
 	int rc = -1;
 
 	if (role_topics(o, t_ping, t_pong) != 0 ||
+	    role_listen(o, listen, &where) != 0 ||
 	    side_init(&s, o, "ping") != 0)
 		return -1;
 	if (bench_pp_init(&pp, o, "muon") != 0)
 		goto free_side;
-	if (side_open(&s, "muon-bench-ping", role_listen(o, listen), NULL,
+	if (side_open(&s, "muon-bench-ping", where, NULL,
 		      t_ping, t_pong) != 0)
 		goto free_pp;
 	snprintf(what, sizeof(what), "the pong side on '%s' (muon-bench "
@@ -892,18 +733,18 @@ static int role_ping(const struct bench_opts *o, struct bench_report *rep)
 	if (setup_wait(&s, NULL, cond_both_ways, &settle, ROLE_WAIT_NS,
 		       what) != 0)
 		goto free_pp;
-	quiet_end(&s, 0);
+	bench_quiet_end(&s.log, 0);
 	if (mark_counters(&s) != 0 || ping_loop(&s, NULL, &pp) != 0)
 		goto free_pp;
 	report_counters(&s);
-	quiet_begin(&s);
+	bench_quiet_begin(&s.log);
 	s.peer_down = s.peer_closed;
 	if (setup_wait(&s, NULL, cond_peer_gone, NULL, BENCH_TIMEOUT_NS,
 		       "the pong side to close") != 0)
 		fprintf(stderr, "%s: ping: note: closing anyway; the next run "
 			"may find a stale pong\n", BENCH_PROG);
 	side_close(&s);
-	quiet_end(&s, 0);
+	bench_quiet_end(&s.log, 0);
 	rc = bench_pp_add(&pp, rep, "muon");
 free_pp:
 	bench_pp_fini(&pp);
@@ -921,28 +762,30 @@ static int role_pong(const struct bench_opts *o)
 {
 	char t_ping[TOPIC_LEN], t_pong[TOPIC_LEN], listen[EP_LEN];
 	char what[TOPIC_LEN + 128];
+	const char *where;
 	struct ready ready = { .peer_fd = -1 };
 	struct side s;
 	int64_t n;
 
 	if (role_topics(o, t_ping, t_pong) != 0 ||
+	    role_listen(o, listen, &where) != 0 ||
 	    side_init(&s, o, "pong") != 0)
 		return -1;
 	s.is_pong = 1;
-	if (side_open(&s, "muon-bench-pong", role_listen(o, listen), NULL,
+	if (side_open(&s, "muon-bench-pong", where, NULL,
 		      t_pong, t_ping) != 0)
 		goto free_side;
 	snprintf(what, sizeof(what), "the ping side on '%s' (muon-bench "
 		 "--role pub with the same --run-id and daemons)", t_ping);
 	if (setup_wait(&s, NULL, cond_ready, &ready, ROLE_WAIT_NS, what) != 0)
 		goto free_side;
-	quiet_end(&s, 0);
+	bench_quiet_end(&s.log, 0);
 	n = pong_loop(&s);
 	if (n < 0)
 		goto free_side;
-	quiet_begin(&s);
+	bench_quiet_begin(&s.log);
 	side_close(&s);
-	quiet_end(&s, 0);
+	bench_quiet_end(&s.log, 0);
 	side_free(&s);
 	fprintf(stderr, "%s: pong: answered %lld pings of %zu bytes\n",
 		BENCH_PROG, (long long)n, o->size);

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -262,4 +263,16 @@ int bench_pipe_write(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+unsigned char *bench_payload_new(size_t size, const char *who)
+{
+	unsigned char *buf = malloc(size ? size : 1);
+
+	if (!buf) {
+		fprintf(stderr, "%s: %s: out of memory\n", BENCH_PROG, who);
+		return NULL;
+	}
+	memset(buf, 0xa5, size ? size : 1);
+	return buf;
 }

@@ -440,13 +440,11 @@ static int ring_map(struct ring *r, const struct bench_opts *o)
 	memset(r->map, 0, r->map_len);
 	r->ctl = r->map;
 	r->slots = (unsigned char *)r->map + sizeof(struct ring_ctl);
-	r->buf = malloc(o->size ? o->size : 1);
+	r->buf = bench_payload_new(o->size, "raw shm");
 	if (!r->buf) {
-		fprintf(stderr, "%s: raw shm: out of memory\n", BENCH_PROG);
 		munmap(r->map, r->map_len);
 		return -1;
 	}
-	memset(r->buf, 0xa5, o->size);
 	return 0;
 }
 

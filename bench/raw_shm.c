@@ -59,13 +59,11 @@ static int raw_shm_map(struct raw_shm *r, const struct bench_opts *o)
 	 * which is "nothing published yet" for both slots. */
 	r->to_pong = r->map;
 	r->to_ping = (struct slot *)((char *)r->map + slot_len);
-	r->buf = malloc(o->size ? o->size : 1);
+	r->buf = bench_payload_new(o->size, "raw shm");
 	if (!r->buf) {
-		fprintf(stderr, "%s: raw shm: out of memory\n", BENCH_PROG);
 		munmap(r->map, r->map_len);
 		return -1;
 	}
-	memset(r->buf, 0xa5, o->size);
 	return 0;
 }
 

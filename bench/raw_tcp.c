@@ -257,12 +257,9 @@ int bench_raw_tcp_pingpong(const struct bench_opts *o, struct bench_report *rep)
 			"least 1\n", BENCH_PROG);
 		return -1;
 	}
-	r.buf = malloc(o->size);
-	if (!r.buf) {
-		fprintf(stderr, "%s: raw tcp: out of memory\n", BENCH_PROG);
+	r.buf = bench_payload_new(o->size, "raw tcp");
+	if (!r.buf)
 		return -1;
-	}
-	memset(r.buf, 0xa5, o->size);
 	if (bench_pp_init(&pp, o, "raw") != 0)
 		goto free_buf;
 	if (raw_tcp_listen(&r.lfd, &r.port, "ping") != 0)

@@ -76,49 +76,58 @@ cm_rejected() {
 	grep -q 'RDMA_CM_EVENT_REJECTED' "$1"
 }
 
-# perftest_lat SIZE ITERS: ib_write_lat -R (RC RDMA WRITE ping-pong through
-# rdmacm), server in the background, client to $addr. On success sets
-# lat_typ, lat_avg, lat_p99: one-way microseconds as perftest prints them
-# (t_typical, t_avg, 99%; each the half of a round trip).
-perftest_lat() {
-	s=$1 n=$2
-	lat_typ='' lat_avg='' lat_p99='' lat_err='' lat_files=''
-	if ! command -v ib_write_lat >/dev/null 2>&1; then
+# perftest_line TOOL SIZE ITERS NF: run perftest's TOOL (ib_write_lat or
+# ib_write_bw) with -R (RC through rdmacm), server in the background,
+# client to $addr. perftest samples the CPU clock rate at start-up; when
+# that fails on a busy emulated CPU ("Correlation coefficient") its figures
+# print as inf or nan: try again, 3 runs at most (the warning with finite
+# figures is harmless). A rejected connection (see cm_rejected) is tried
+# again too. On success sets perftest_line, the client's result line (the
+# first starting with SIZE ITERS that has NF fields or more).
+perftest_line() {
+	t=$1 s=$2 n=$3 nf=$4
+	perftest_line='' lat_err='' lat_files=''
+	if ! command -v "$t" >/dev/null 2>&1; then
 		lat_err="missing: install the Debian package perftest"
 		return 1
 	fi
-	# perftest samples the CPU clock rate at start-up; when that fails on a
-	# busy emulated CPU ("Correlation coefficient") the latencies print as
-	# inf: try again, 3 runs at most. The warning with finite figures is
-	# harmless.
 	for try in 1 2 3; do
 		lat_port_perftest=$((lat_port_perftest + 1))
 		p=$lat_port_perftest
-		f=wlat$s.$try
+		f=$t.$s.$try
 		run_pair "$f" cm "$p" \
-			ib_write_lat -R -d "$dev" -s "$s" -n "$n" -p "$p" -- \
-			ib_write_lat -R -d "$dev" -s "$s" -n "$n" -p "$p" "$addr"
+			"$t" -R -d "$dev" -s "$s" -n "$n" -p "$p" -- \
+			"$t" -R -d "$dev" -s "$s" -n "$n" -p "$p" "$addr"
 		ok=$?
 		lat_files="$work/$f.server $work/$f.client"
-		# #bytes #iterations t_min t_max t_typical t_avg t_stdev 99% 99.9%
-		line=$(awk -v s="$s" -v n="$n" '$1 == s && $2 == n && NF >= 8 { print; exit }' "$work/$f.client")
+		perftest_line=$(awk -v s="$s" -v n="$n" -v nf="$nf" '$1 == s && $2 == n && NF >= nf { print; exit }' "$work/$f.client")
 		if [ "$ok" != 0 ] && cm_rejected "$work/$f.client"; then
-			[ "$try" = 3 ] || echo "$me: ib_write_lat $s B: the connection was rejected (client exit $cli_rc), run $((try + 1)) of 3" >&2
+			[ "$try" = 3 ] || echo "$me: $t $s B: the connection was rejected (client exit $cli_rc), run $((try + 1)) of 3" >&2
 			continue
 		fi
-		case $ok:$line in 0:*inf*) ;; *) break ;; esac
-		echo "$me: ib_write_lat $s B: CPU clock calibration failed (latencies are inf), run $((try + 1)) of 3" >&2
+		case $ok:$perftest_line in 0:*inf*|0:*nan*) ;; *) break ;; esac
+		echo "$me: $t $s B: CPU clock calibration failed (figures are inf), run $((try + 1)) of 3" >&2
 	done
 	if [ "$ok" != 0 ]; then
 		lat_err="FAILED (server exit $srv_rc, client exit $cli_rc)"
 		return 1
 	fi
-	if [ -z "$line" ]; then
+	if [ -z "$perftest_line" ]; then
 		lat_err="FAILED: no result line in the output"
 		return 1
 	fi
+	return 0
+}
+
+# perftest_lat SIZE ITERS: ib_write_lat -R (RC RDMA WRITE ping-pong). On
+# success sets lat_typ, lat_avg, lat_p99: one-way microseconds as perftest
+# prints them (t_typical, t_avg, 99%; each the half of a round trip).
+perftest_lat() {
+	lat_typ='' lat_avg='' lat_p99=''
+	# #bytes #iterations t_min t_max t_typical t_avg t_stdev 99% 99.9%
+	perftest_line ib_write_lat "$1" "$2" 8 || return 1
 	# shellcheck disable=SC2086 # split the result line into fields
-	set -- $line
+	set -- $perftest_line
 	case $5$6$8 in *inf*|*nan*)
 		lat_err="FAILED: CPU clock calibration (r^2 < 0.9) in 3 runs"
 		return 1 ;;
@@ -127,15 +136,15 @@ perftest_lat() {
 	return 0
 }
 
-# ucx_lat SIZE ITERS: ucx_perftest -x rc_verbs -t am_lat (UCT RC active
-# messages), server in the background, client with the server's address
-# first. The short (inline) protocol carries only small messages on rxe;
-# bcopy is used when UCX says the size is too large for it. On success sets
-# lat_p50, lat_avg (one-way microseconds, half the round trip, as UCX
-# prints them) and lat_layout.
-ucx_lat() {
-	s=$1 n=$2
-	lat_p50='' lat_avg='' lat_layout='' lat_err='' lat_files=''
+# ucx_final TEST SIZE ITERS: ucx_perftest -x rc_verbs -t TEST (UCT RC
+# active messages), server in the background, client with the server's
+# address first. The short (inline) protocol carries only small messages on
+# rxe; bcopy is used when UCX says the size is too large for it. On success
+# sets ucx_final (the client's "Final:" line: iterations 50%ile avg overall
+# MB/s(avg overall) msg/s(avg overall)) and lat_layout.
+ucx_final() {
+	t=$1 s=$2 n=$3
+	ucx_final='' lat_layout='' lat_err='' lat_files=''
 	if ! command -v ucx_perftest >/dev/null 2>&1; then
 		lat_err="missing: install the Debian package ucx-utils"
 		return 1
@@ -143,10 +152,10 @@ ucx_lat() {
 	for lat_layout in short bcopy; do
 		lat_port_ucx=$((lat_port_ucx + 1))
 		p=$lat_port_ucx
-		f=ucx$s$lat_layout
+		f=ucx$t$s$lat_layout
 		run_pair "$f" tcp "$p" \
-			ucx_perftest -d "$dev:1" -x rc_verbs -t am_lat -p "$p" -- \
-			ucx_perftest "$addr" -p "$p" -d "$dev:1" -x rc_verbs -t am_lat \
+			ucx_perftest -d "$dev:1" -x rc_verbs -t "$t" -p "$p" -- \
+			ucx_perftest "$addr" -p "$p" -d "$dev:1" -x rc_verbs -t "$t" \
 			-D "$lat_layout" -s "$s" -n "$n"
 		ok=$?
 		lat_files="$work/$f.server $work/$f.client"
@@ -157,60 +166,36 @@ ucx_lat() {
 		lat_err="FAILED (server exit $srv_rc, client exit $cli_rc)"
 		return 1
 	fi
-	# Final: iterations 50%ile avg overall MB/s(avg overall) msg/s(avg overall)
-	line=$(awk '$1 == "Final:" { print; exit }' "$work/$f.client")
-	if [ -z "$line" ]; then
+	ucx_final=$(awk '$1 == "Final:" { print; exit }' "$work/$f.client")
+	if [ -z "$ucx_final" ]; then
 		lat_err="FAILED: no 'Final:' line in the output"
 		return 1
 	fi
+	return 0
+}
+
+# ucx_lat SIZE ITERS: ucx_final am_lat. On success sets lat_p50, lat_avg
+# (one-way microseconds, half the round trip, as UCX prints them) and
+# lat_layout.
+ucx_lat() {
+	lat_p50='' lat_avg=''
+	ucx_final am_lat "$1" "$2" || return 1
 	# shellcheck disable=SC2086 # split the result line into fields
-	set -- $line
+	set -- $ucx_final
 	lat_p50=$3 lat_avg=$4
 	return 0
 }
 
-# perftest_bw SIZE ITERS: ib_write_bw -R (RC RDMA WRITE streaming through
-# rdmacm; the sender posts writes with 128 in flight, the receiver's CPU
-# takes no part), server in the background, client to $addr. On success
-# sets bw_rate (messages/s) and bw_mbs (MB/s, perftest's MiB-based "BW
-# average"), both as the client measured them.
+# perftest_bw SIZE ITERS: ib_write_bw -R (RC RDMA WRITE streaming; the
+# sender posts writes with 128 in flight, the receiver's CPU takes no
+# part). On success sets bw_rate (messages/s) and bw_mbs (MB/s, perftest's
+# MiB-based "BW average"), both as the client measured them.
 perftest_bw() {
-	s=$1 n=$2
-	bw_rate='' bw_mbs='' lat_err='' lat_files=''
-	if ! command -v ib_write_bw >/dev/null 2>&1; then
-		lat_err="missing: install the Debian package perftest"
-		return 1
-	fi
-	# The same CPU clock calibration as in perftest_lat can fail here,
-	# which shows as inf or nan rates: 3 runs at most.
-	for try in 1 2 3; do
-		lat_port_perftest=$((lat_port_perftest + 1))
-		p=$lat_port_perftest
-		f=wbw$s.$try
-		run_pair "$f" cm "$p" \
-			ib_write_bw -R -d "$dev" -s "$s" -n "$n" -p "$p" -- \
-			ib_write_bw -R -d "$dev" -s "$s" -n "$n" -p "$p" "$addr"
-		ok=$?
-		lat_files="$work/$f.server $work/$f.client"
-		# #bytes #iterations BW_peak BW_average MsgRate[Mpps]
-		line=$(awk -v s="$s" -v n="$n" '$1 == s && $2 == n && NF >= 5 { print; exit }' "$work/$f.client")
-		if [ "$ok" != 0 ] && cm_rejected "$work/$f.client"; then
-			[ "$try" = 3 ] || echo "$me: ib_write_bw $s B: the connection was rejected (client exit $cli_rc), run $((try + 1)) of 3" >&2
-			continue
-		fi
-		case $ok:$line in 0:*inf*|0:*nan*) ;; *) break ;; esac
-		echo "$me: ib_write_bw $s B: CPU clock calibration failed (rates are inf), run $((try + 1)) of 3" >&2
-	done
-	if [ "$ok" != 0 ]; then
-		lat_err="FAILED (server exit $srv_rc, client exit $cli_rc)"
-		return 1
-	fi
-	if [ -z "$line" ]; then
-		lat_err="FAILED: no result line in the output"
-		return 1
-	fi
+	bw_rate='' bw_mbs=''
+	# #bytes #iterations BW_peak BW_average MsgRate[Mpps]
+	perftest_line ib_write_bw "$1" "$2" 5 || return 1
 	# shellcheck disable=SC2086 # split the result line into fields
-	set -- $line
+	set -- $perftest_line
 	case $4$5 in *inf*|*nan*)
 		lat_err="FAILED: CPU clock calibration (r^2 < 0.9) in 3 runs"
 		return 1 ;;
@@ -220,45 +205,15 @@ perftest_bw() {
 	return 0
 }
 
-# ucx_bw SIZE ITERS: ucx_perftest -x rc_verbs -t am_bw (UCT RC active
-# messages streamed one way, a handler call per message at the receiver,
-# the closest of UCX's tests to a publisher streaming to a subscriber),
-# server in the background, client with the server's address first; short
-# (inline) layout where UCX allows it on rxe, else bcopy, as ucx_lat. On
-# success sets bw_rate (messages/s) and bw_mbs (MB/s), the "overall"
-# figures of UCX's Final line, and lat_layout.
+# ucx_bw SIZE ITERS: ucx_final am_bw (active messages streamed one way, a
+# handler call per message at the receiver, the closest of UCX's tests to a
+# publisher streaming to a subscriber). On success sets bw_rate (messages/s)
+# and bw_mbs (MB/s), the "overall" figures, and lat_layout.
 ucx_bw() {
-	s=$1 n=$2
-	bw_rate='' bw_mbs='' lat_layout='' lat_err='' lat_files=''
-	if ! command -v ucx_perftest >/dev/null 2>&1; then
-		lat_err="missing: install the Debian package ucx-utils"
-		return 1
-	fi
-	for lat_layout in short bcopy; do
-		lat_port_ucx=$((lat_port_ucx + 1))
-		p=$lat_port_ucx
-		f=ucxbw$s$lat_layout
-		run_pair "$f" tcp "$p" \
-			ucx_perftest -d "$dev:1" -x rc_verbs -t am_bw -p "$p" -- \
-			ucx_perftest "$addr" -p "$p" -d "$dev:1" -x rc_verbs -t am_bw \
-			-D "$lat_layout" -s "$s" -n "$n"
-		ok=$?
-		lat_files="$work/$f.server $work/$f.client"
-		[ "$ok" = 0 ] || ! grep -q 'larger than max supported' "$work/$f.client" || continue
-		break
-	done
-	if [ "$ok" != 0 ]; then
-		lat_err="FAILED (server exit $srv_rc, client exit $cli_rc)"
-		return 1
-	fi
-	# Final: iterations 50%ile avg overall MB/s(avg overall) msg/s(avg overall)
-	line=$(awk '$1 == "Final:" { print; exit }' "$work/$f.client")
-	if [ -z "$line" ]; then
-		lat_err="FAILED: no 'Final:' line in the output"
-		return 1
-	fi
+	bw_rate='' bw_mbs=''
+	ucx_final am_bw "$1" "$2" || return 1
 	# shellcheck disable=SC2086 # split the result line into fields
-	set -- $line
+	set -- $ucx_final
 	bw_mbs=$7 bw_rate=$9
 	return 0
 }
