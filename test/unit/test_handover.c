@@ -168,19 +168,40 @@ static void pair_open(struct pair *p, const char *transport,
 	muon_ctx_config_t ca, cb;
 	muon_sub_config_t sc;
 	char ea[128], eb[128];
+	unsigned attempt;
+	int rc;
 
 	memset(p, 0, sizeof(*p));
-	endpoint(ea, sizeof(ea), transport, "a");
-	endpoint(eb, sizeof(eb), transport, "b");
-	ut_ctx_config(&ca, "a");
-	ut_ctx_config(&cb, "b");
-	ca.listen = ea;
-	ca.peers = eb;
-	cb.listen = eb;
-	cb.peers = ea;
-	ca.reconnect_ms = cb.reconnect_ms = reconnect_ms;
-	assert_int_equal(muon_ctx_create(&ca, &p->a), 0);
-	assert_int_equal(muon_ctx_create(&cb, &p->b), 0);
+	/* Both peer lists need both ports before either context exists, so
+	 * tcp and verbs ports are guesses (free_port) that another socket
+	 * or rdmacm id can take first: a port in use means guess again. */
+	for (attempt = 1;; attempt++) {
+		endpoint(ea, sizeof(ea), transport, "a");
+		endpoint(eb, sizeof(eb), transport, "b");
+		ut_ctx_config(&ca, "a");
+		ut_ctx_config(&cb, "b");
+		ca.listen = ea;
+		ca.peers = eb;
+		cb.listen = eb;
+		cb.peers = ea;
+		ca.reconnect_ms = cb.reconnect_ms = reconnect_ms;
+		rc = muon_ctx_create(&ca, &p->a);
+		if (!rc) {
+			rc = muon_ctx_create(&cb, &p->b);
+			if (rc) {
+				muon_ctx_destroy(p->a);
+				p->a = NULL;
+			}
+		}
+		if (!rc)
+			break;
+		if (attempt == 5 || !strstr(muon_errmsg(), "in use"))
+			fail_msg("muon_ctx_create (listen %s and %s, attempt "
+				 "%u): %s: %s", ea, eb, attempt,
+				 muon_strerror(rc), muon_errmsg());
+		fprintf(stderr, "handover %s: %s; new ports\n", transport,
+			muon_errmsg());
+	}
 	assert_int_equal(muon_pub_create(p->a, "ho.ping", NULL, &p->ping), 0);
 	assert_int_equal(muon_pub_create(p->b, "ho.pong", NULL, &p->pong), 0);
 	rx_config(&p->rx_ping, "ho.ping", &sc);
