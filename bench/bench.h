@@ -6,6 +6,7 @@
 #ifndef MUON_BENCH_H
 #define MUON_BENCH_H
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -170,30 +171,51 @@ static inline uint64_t bench_counter_mask(uint64_t v, size_t size)
 
 /* ------------------------------------------------------------ processes */
 
-/* The pong side of a run, forked from the ping side. */
+/*
+ * The pong side of a run: a process forked from the ping side, or with
+ * --layout thread a thread of the ping's process. Both talk to the ping
+ * through the same two pipes, so the pong's code does not know which it
+ * is, except that a thread cannot be killed: its waits watch `stop`
+ * (bench_spin.abort), which bench_child_kill() sets.
+ */
+typedef int (*bench_child_fn)(void *arg, int rd, int wr);
+
 struct bench_child {
-	pid_t pid;
+	pid_t pid;      /* -1 for a thread */
 	int reaped;
-	int status;  /* wait status, valid once reaped */
+	int status;     /* wait status (a thread: its return value), valid
+			 * once reaped */
 	int to_child;   /* write end: parent -> child; EOF = done or gone */
 	int from_child; /* read end, non-blocking: child -> parent */
+	/* A thread only: */
+	int is_thread;
+	pthread_t thread;
+	_Atomic int done; /* fn returned and the thread closed its ends */
+	_Atomic int stop; /* the ping gave up: so should the pong */
+	bench_child_fn fn;
+	void *arg;
+	int cpu, rd, wr;
+	int rc;         /* fn's return value, once done */
 };
 
 /*
  * Runs in the child with its ends of the two pipes; the return value is the
  * child's exit status. `rd` is non-blocking.
  */
-typedef int (*bench_child_fn)(void *arg, int rd, int wr);
-
 int bench_child_spawn(struct bench_child *c, int cpu, bench_child_fn fn,
 		      void *arg);
+/* The same in a thread pinned to `cpu`; fn's ends of the pipes are closed
+ * when it returns, as a process's would be when it exits. */
+int bench_child_spawn_thread(struct bench_child *c, int cpu, bench_child_fn fn,
+			     void *arg);
 /* 0 while the child runs; -1 (and a message) once it has exited. */
 int bench_child_check(struct bench_child *c);
 /* Close our pipe ends: the child reads EOF, its cue that we are done. */
 void bench_child_done(struct bench_child *c);
 /* Wait up to timeout_ns for a clean exit; kill it past that. 0 if status 0. */
 int bench_child_finish(struct bench_child *c, uint64_t timeout_ns);
-/* Kill and reap; safe to call on a child already reaped or never spawned. */
+/* Kill (a thread: stop) and reap; safe to call on a child already reaped
+ * or never spawned. */
 void bench_child_kill(struct bench_child *c);
 
 int bench_pin_self(int cpu);

@@ -110,9 +110,9 @@ static void usage(FILE *f)
 "  -r, --raw                also run the bare baseline and print muon/raw\n"
 "\n"
 "Where the sides run:\n"
-"      --layout process|thread  subscribers in processes of their own\n"
-"                           (default) or in threads of this one (not for\n"
-"                           pingpong)\n"
+"      --layout process|thread  subscribers (pingpong: the pong) in\n"
+"                           processes of their own (default) or in threads\n"
+"                           of this one (muon's sides; --raw keeps its own)\n"
 "  -c, --cpu LIST           pin side i to the i-th CPU of LIST, cycling:\n"
 "                           0,1 | 0-3 | 2,5-7 (pingpong: ping, pong;\n"
 "                           others: publisher, then the subscribers)\n"
@@ -498,11 +498,6 @@ static void check_combinations(struct bench_opts *o, const struct given *g)
 	if (o->mode == BENCH_STREAMS && o->topics > o->pubs)
 		bad_usage("--topics %u: more topics than publications (%u)",
 			  o->topics, o->pubs);
-	/* muon_pingpong.c forks its pong; drop this once it has threads. */
-	if (!flow && o->layout == BENCH_LAYOUT_THREAD)
-		bad_usage("--layout thread: pingpong runs its pong in a "
-			  "process of its own; threads are for throughput, "
-			  "fanout and streams");
 	if (g->addr && o->transport != BENCH_VERBS)
 		bad_usage("--addr %s: only --transport verbs uses an address",
 			  o->addr);
@@ -819,6 +814,10 @@ int main(int argc, char **argv)
 	    bench_pin_self(o.role == BENCH_ROLE_SUB ? o.pong_cpu :
 			   o.ping_cpu) != 0)
 		goto fini_report;
+	if (o.layout == BENCH_LAYOUT_THREAD && (o.raw || o.raw_only))
+		bench_warn(&rep, "--layout thread is for muon's sides: the "
+			   "raw baselines run theirs as always (shm, tcp: "
+			   "two processes; verbs: two threads)");
 	for (unsigned i = 0; i < o.n_sizes; i++) {
 		o.size = o.sizes[i];
 		if (!o.raw_only && run_muon(&o, &rep) != 0)

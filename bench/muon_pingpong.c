@@ -1,8 +1,10 @@
 /*
  * muon-bench: ping-pong through muon. The pong's context listens, the
  * ping's dials it; each publishes on its own topic and subscribes to the
- * other's over that one connection; the ping process (the parent) times each
- * round trip, with one message in flight, both sides busy-polling. After
+ * other's over that one connection; the ping (the parent process, or the
+ * main thread with --layout thread, where the pong is a thread with a
+ * context of its own) times each round trip, with one message in flight,
+ * both sides busy-polling. After
  * the last round trip the ping publishes an end marker, a message of
  * another length, which is how the pong knows the run is over when it is
  * timed by --duration rather than counted.
@@ -19,6 +21,7 @@
 
 #include <muon/muon.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +40,11 @@
  * before the round trips start (see cond_both_ways). */
 #define SETTLE_NS (300ull * 1000000ull)
 
-/* What both processes know before fork. */
+/* What both sides know before the pong starts. */
 struct run {
 	const struct bench_opts *o;
 	char pong_listen[EP_LEN]; /* what the pong asks to listen on */
+	const _Atomic int *stop;  /* a pong thread: the ping gave up */
 };
 
 /* One side's muon objects plus what its callbacks report to its loop. */
@@ -58,6 +62,7 @@ struct side {
 	uint64_t peer_id;   /* the other side's context, from its messages */
 	int peer_closed;    /* its stream is gone: closed, or down for good */
 	int peer_down;      /* its stream went down on some connection */
+	const _Atomic int *stop; /* a pong thread: the ping gave up */
 	unsigned events;    /* events other than IMAGE_UP / BACKPRESSURE */
 	unsigned events0;   /* of those, how many came before the run */
 	muon_counters_t c0; /* the counters when the run started */
@@ -256,6 +261,9 @@ static int side_step(void *arg)
 
 	if (r)
 		return r;
+	if (a->s->stop &&
+	    atomic_load_explicit(a->s->stop, memory_order_acquire))
+		return -1;
 	if (a->s->bad) {
 		report_bad(a->s);
 		return -1;
@@ -449,7 +457,8 @@ static int wait_msg(struct side *s, struct bench_spin *spin)
 /* Answers pings until the end marker: returns how many, or -1. */
 static int64_t pong_loop(struct side *s)
 {
-	struct bench_spin spin = { .yield = s->o->shared_cpu, .who = "pong" };
+	struct bench_spin spin = { .yield = s->o->shared_cpu, .who = "pong",
+				   .abort = s->stop };
 	int64_t n = 0;
 
 	for (;;) {
@@ -558,6 +567,7 @@ static int pong_main(void *arg, int rd, int wr)
 	if (side_init(&s, run->o, "pong") != 0)
 		return 1;
 	s.is_pong = 1;
+	s.stop = run->stop;
 	if (side_open(&s, "muon-bench-pong", run->pong_listen, NULL,
 		      TOPIC_PONG, TOPIC_PING) != 0)
 		goto free_side;
@@ -601,6 +611,7 @@ free_side:
 static int run_endpoints(struct run *run, const struct bench_opts *o)
 {
 	run->o = o;
+	run->stop = NULL;
 	if (o->transport == BENCH_SHM) {
 		snprintf(run->pong_listen, EP_LEN, "shm://muonbench-%ld",
 			 (long)getpid());
@@ -634,7 +645,8 @@ static int ping_setup(struct side *s, struct run *run,
 	return 0;
 }
 
-static int pingpong_forked(const struct bench_opts *o, struct bench_report *rep)
+/* Ping here, pong in a forked process or (--layout thread) a thread. */
+static int pingpong_local(const struct bench_opts *o, struct bench_report *rep)
 {
 	struct run run;
 	struct side s;
@@ -646,7 +658,14 @@ static int pingpong_forked(const struct bench_opts *o, struct bench_report *rep)
 		return -1;
 	if (bench_pp_init(&pp, o, "muon") != 0)
 		goto free_side;
-	if (bench_child_spawn(&child, o->pong_cpu, pong_main, &run) != 0)
+	if (o->layout == BENCH_LAYOUT_THREAD) {
+		run.stop = &child.stop;
+		rc = bench_child_spawn_thread(&child, o->pong_cpu, pong_main,
+					      &run);
+	} else {
+		rc = bench_child_spawn(&child, o->pong_cpu, pong_main, &run);
+	}
+	if (rc != 0)
 		goto free_pp;
 	if (ping_setup(&s, &run, &child) != 0 || mark_counters(&s) != 0 ||
 	    ping_loop(&s, &child, &pp) != 0)
@@ -808,5 +827,5 @@ int bench_muon_pingpong(const struct bench_opts *o, struct bench_report *rep)
 	case BENCH_ROLE_BOTH:
 		break;
 	}
-	return pingpong_forked(o, rep);
+	return pingpong_local(o, rep);
 }

@@ -1,5 +1,6 @@
 /*
- * muon-bench: the pong child process, CPU pinning, bounded waits, pipes.
+ * muon-bench: the pong child (a process, or a thread with --layout thread),
+ * CPU pinning, bounded waits, pipes.
  *
  * Copyright 2026 The muon authors. Licensed under the Apache License 2.0.
  */
@@ -64,9 +65,8 @@ int bench_child_spawn(struct bench_child *c, int cpu, bench_child_fn fn,
 	pid_t parent = getpid();
 	pid_t pid;
 
+	memset(c, 0, sizeof(*c));
 	c->pid = -1;
-	c->reaped = 0;
-	c->status = 0;
 	c->to_child = -1;
 	c->from_child = -1;
 	if (pipe2(p2c, O_CLOEXEC) != 0)
@@ -107,8 +107,87 @@ fail:
 	return -1;
 }
 
-static void report_exit(int status)
+static void *thread_main(void *arg)
 {
+	struct bench_child *c = arg;
+	int rc = 1;
+
+	/* sched_setaffinity(0) pins the calling thread only. */
+	if (bench_pin_self(c->cpu) == 0 && set_nonblock(c->rd) == 0)
+		rc = c->fn(c->arg, c->rd, c->wr);
+	/* What a process's exit would do: the ping reads EOF. */
+	close(c->rd);
+	close(c->wr);
+	c->rc = rc;
+	atomic_store_explicit(&c->done, 1, memory_order_release);
+	return NULL;
+}
+
+int bench_child_spawn_thread(struct bench_child *c, int cpu, bench_child_fn fn,
+			     void *arg)
+{
+	int p2c[2], c2p[2], err;
+
+	memset(c, 0, sizeof(*c));
+	c->pid = -1;
+	c->to_child = -1;
+	c->from_child = -1;
+	c->is_thread = 1;
+	c->fn = fn;
+	c->arg = arg;
+	c->cpu = cpu;
+	if (pipe2(p2c, O_CLOEXEC) != 0) {
+		err = errno;
+		goto fail;
+	}
+	if (pipe2(c2p, O_CLOEXEC) != 0) {
+		err = errno;
+		goto close_p2c;
+	}
+	if (set_nonblock(c2p[0]) != 0) {
+		err = errno;
+		goto close_c2p;
+	}
+	c->rd = p2c[0];
+	c->wr = c2p[1];
+	c->to_child = p2c[1];
+	c->from_child = c2p[0];
+	err = pthread_create(&c->thread, NULL, thread_main, c);
+	if (err == 0)
+		return 0;
+	c->to_child = -1;
+	c->from_child = -1;
+close_c2p:
+	close(c2p[0]);
+	close(c2p[1]);
+close_p2c:
+	close(p2c[0]);
+	close(p2c[1]);
+fail:
+	c->reaped = 1;
+	fprintf(stderr, "%s: cannot start the pong thread: %s\n", BENCH_PROG,
+		strerror(err));
+	return -1;
+}
+
+static int exited_ok(const struct bench_child *c)
+{
+	if (c->is_thread)
+		return c->status == 0;
+	return WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
+}
+
+static void report_exit(const struct bench_child *c)
+{
+	int status = c->status;
+
+	if (exited_ok(c))
+		return;
+	if (c->is_thread) {
+		/* The pong said why itself. */
+		fprintf(stderr, "%s: pong thread gave up\n", BENCH_PROG);
+		return;
+	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return;
 	if (WIFEXITED(status))
@@ -125,7 +204,17 @@ static int try_reap(struct bench_child *c)
 {
 	pid_t r;
 
-	if (c->pid <= 0 || c->reaped)
+	if (c->reaped)
+		return 1;
+	if (c->is_thread) {
+		if (!atomic_load_explicit(&c->done, memory_order_acquire))
+			return 0;
+		pthread_join(c->thread, NULL);
+		c->status = c->rc;
+		c->reaped = 1;
+		return 1;
+	}
+	if (c->pid <= 0)
 		return 1;
 	do
 		r = waitpid(c->pid, &c->status, WNOHANG);
@@ -149,10 +238,11 @@ int bench_child_check(struct bench_child *c)
 	if (r == 0)
 		return 0;
 	if (r > 0 && !was_reaped) {
-		report_exit(c->status);
-		if (WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0)
-			fprintf(stderr, "%s: pong process exited early\n",
-				BENCH_PROG);
+		report_exit(c);
+		if (exited_ok(c))
+			fprintf(stderr, "%s: pong %s ended early\n",
+				BENCH_PROG, c->is_thread ? "thread" :
+				"process");
 	}
 	return -1;
 }
@@ -175,7 +265,18 @@ void bench_child_done(struct bench_child *c)
 void bench_child_kill(struct bench_child *c)
 {
 	close_pipes(c);
-	if (c->pid <= 0 || c->reaped)
+	if (c->reaped)
+		return;
+	if (c->is_thread) {
+		/* Every wait of the pong looks at `stop` at least once per
+		 * few milliseconds (bench_spin_slow, bench_setup_wait). */
+		atomic_store_explicit(&c->stop, 1, memory_order_release);
+		pthread_join(c->thread, NULL);
+		c->status = c->rc;
+		c->reaped = 1;
+		return;
+	}
+	if (c->pid <= 0)
 		return;
 	kill(c->pid, SIGKILL);
 	while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
@@ -193,8 +294,9 @@ int bench_child_finish(struct bench_child *c, uint64_t timeout_ns)
 	while ((r = try_reap(c)) == 0 && bench_now_ns() < deadline)
 		nanosleep(&tick, NULL);
 	if (r == 0) {
-		fprintf(stderr, "%s: pong process did not exit; killing it\n",
-			BENCH_PROG);
+		fprintf(stderr, "%s: pong %s did not finish; %s it\n",
+			BENCH_PROG, c->is_thread ? "thread" : "process",
+			c->is_thread ? "stopping" : "killing");
 		bench_child_kill(c);
 		return -1;
 	}
@@ -202,8 +304,8 @@ int bench_child_finish(struct bench_child *c, uint64_t timeout_ns)
 		bench_child_kill(c);
 		return -1;
 	}
-	report_exit(c->status);
-	return WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 ? 0 : -1;
+	report_exit(c);
+	return exited_ok(c) ? 0 : -1;
 }
 
 int bench_spin_slow(struct bench_spin *s)

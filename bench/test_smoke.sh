@@ -33,10 +33,10 @@ streams) args="--duration 0.3 --warmup 1000 --pubs 8 --topics 3"
 esac
 
 # shellcheck disable=SC2086 # args is a word list on purpose
-if ! "$bench" "$mode" --transport "$transport" $args --csv "$@" \
-	>"$out" 2>"$out.err"; then
-	fail "muon-bench exited with status $?"
-fi
+status=0
+"$bench" "$mode" --transport "$transport" $args --csv "$@" \
+	>"$out" 2>"$out.err" || status=$?
+[ "$status" -eq 0 ] || fail "muon-bench exited with status $status"
 
 head -n 1 "$out" | grep -q '^impl,series,mode,transport,size,messages,lost,' ||
 	fail "no CSV header"
