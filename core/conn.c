@@ -713,8 +713,8 @@ int muoni_conn_peer_subscribed(struct muoni_conn *c, const char *topic,
 	return rsub_find(c, topic, len) != NULL;
 }
 
-int muoni_conn_rx(struct muoni_conn *c, const struct muoni_frame_hdr *h,
-		  const void *payload)
+int muoni_conn_rx_any(struct muoni_conn *c, const struct muoni_frame_hdr *h,
+		      const void *payload)
 {
 	uint32_t plen = h->len - MUONI_FRAME_HDR_LEN;
 	int rc;

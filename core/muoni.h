@@ -428,9 +428,14 @@ int muoni_conn_accepted(struct muoni_conn *c);
 void muoni_conn_transport_up(struct muoni_conn *c);
 /* Every frame a transport receives, on either channel, after the header
  * passed muoni_frame_check(). Returns DATA frames delivered (0 or 1), or a
- * negative status when the connection is gone (stop reading). */
-int muoni_conn_rx(struct muoni_conn *c, const struct muoni_frame_hdr *h,
-		  const void *payload);
+ * negative status when the connection is gone (stop reading). Inline
+ * below for the next DATA frame of the stream last seen; everything else
+ * goes to muoni_conn_rx_any(). */
+static inline int muoni_conn_rx(struct muoni_conn *c,
+				const struct muoni_frame_hdr *h,
+				const void *payload);
+int muoni_conn_rx_any(struct muoni_conn *c, const struct muoni_frame_hdr *h,
+		      const void *payload);
 void muoni_conn_fail(struct muoni_conn *c, int status, int down_reason);
 /* A push failed: count a protocol error if the peer caused it, close. */
 void muoni_conn_push_failed(struct muoni_conn *c, int rc);
@@ -487,6 +492,44 @@ void muoni_sub_peer_lost(struct muon_ctx *ctx, uint64_t peer_ctx_id);
 static inline uint32_t muoni_conn_max_data(const struct muoni_conn *c)
 {
 	return c->ctx->cfg.max_msg_size;
+}
+
+/*
+ * The receive hot path: one call from the transport's poll loop to the
+ * application's callback. A call into conn.c cost about 20 register saves
+ * and restores per message there, a fifth of the subscriber's work at
+ * 32 B; the checks are those of muoni_conn_rx_any(), in the same order of
+ * outcome (a frame that fails one takes the full path).
+ */
+static inline int muoni_conn_rx(struct muoni_conn *c,
+				const struct muoni_frame_hdr *h,
+				const void *payload)
+{
+	struct muoni_image *img = c->img_last;
+	struct muon_sub *sub;
+	muon_msg_t msg;
+
+	if (MUONI_UNLIKELY(!img || h->type != MUONI_FT_DATA ||
+			   img->stream_id != h->stream_id ||
+			   h->seq != img->next_seq ||
+			   c->state != MUONI_CONN_UP))
+		return muoni_conn_rx_any(c, h, payload);
+	sub = img->sub;
+	if (MUONI_UNLIKELY(!sub || h->seq < img->skip_below))
+		return muoni_conn_rx_any(c, h, payload);
+	c->rx_count++;
+	img->next_seq = h->seq + 1;
+	msg.data = payload;
+	msg.len = h->len - MUONI_FRAME_HDR_LEN;
+	msg.topic = sub->topic;
+	msg.publisher_id = img->publisher_id;
+	msg.stream_id = img->stream_id;
+	msg.seq = h->seq;
+	c->ctx->ctr.msgs_received++;
+	c->ctx->ctr.bytes_received += msg.len;
+	sub->msg_fn(sub->msg_arg, &msg);
+	/* The callback may have closed the context's connections. */
+	return MUONI_LIKELY(c->state != MUONI_CONN_DEAD) ? 1 : MUON_ECLOSED;
 }
 
 #endif

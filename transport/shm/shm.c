@@ -731,9 +731,10 @@ static int shm_poll(struct muoni_conn *c, unsigned budget)
 		/* One copy of the header: the peer can rewrite the ring under
 		 * us, so checks and use must see the same values. */
 		memcpy(&h, f, sizeof(h));
+		/* len below the header wraps past max_data: one compare */
 		if (MUONI_LIKELY(h.type == MUONI_FT_DATA &&
-				 h.len >= MUONI_FRAME_HDR_LEN &&
-				 h.len - MUONI_FRAME_HDR_LEN <= sc->max_data &&
+				 (uint32_t)(h.len - MUONI_FRAME_HDR_LEN) <=
+					 sc->max_data &&
 				 muoni_mring_slot(h.len) <= cap - off))
 			goto deliver;
 		if (h.type == MUONI_FT_PAD) {
