@@ -58,6 +58,38 @@ static int child_main(pid_t parent, int cpu, bench_child_fn fn, void *arg,
 	return fn(arg, rd, wr);
 }
 
+/* A child not started yet, and the two pipes to it: 0, or -1 with errno
+ * set and nothing left open. */
+static int child_init(struct bench_child *c, int p2c[2], int c2p[2])
+{
+	int e;
+
+	memset(c, 0, sizeof(*c));
+	c->pid = -1;
+	c->to_child = -1;
+	c->from_child = -1;
+	if (pipe2(p2c, O_CLOEXEC) != 0)
+		return -1;
+	if (pipe2(c2p, O_CLOEXEC) == 0)
+		return 0;
+	e = errno;
+	close(p2c[0]);
+	close(p2c[1]);
+	errno = e;
+	return -1;
+}
+
+static void close_both(int p2c[2], int c2p[2])
+{
+	int e = errno;
+
+	close(c2p[0]);
+	close(c2p[1]);
+	close(p2c[0]);
+	close(p2c[1]);
+	errno = e;
+}
+
 int bench_child_spawn(struct bench_child *c, int cpu, bench_child_fn fn,
 		      void *arg)
 {
@@ -65,20 +97,14 @@ int bench_child_spawn(struct bench_child *c, int cpu, bench_child_fn fn,
 	pid_t parent = getpid();
 	pid_t pid;
 
-	memset(c, 0, sizeof(*c));
-	c->pid = -1;
-	c->to_child = -1;
-	c->from_child = -1;
-	if (pipe2(p2c, O_CLOEXEC) != 0)
+	if (child_init(c, p2c, c2p) != 0)
 		goto fail;
-	if (pipe2(c2p, O_CLOEXEC) != 0)
-		goto close_p2c;
 	/* Otherwise buffered output would be printed twice. */
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0)
-		goto close_c2p;
+		goto close_pipes;
 	if (pid == 0) {
 		close(p2c[1]);
 		close(c2p[0]);
@@ -95,12 +121,8 @@ int bench_child_spawn(struct bench_child *c, int cpu, bench_child_fn fn,
 	}
 	return 0;
 
-close_c2p:
-	close(c2p[0]);
-	close(c2p[1]);
-close_p2c:
-	close(p2c[0]);
-	close(p2c[1]);
+close_pipes:
+	close_both(p2c, c2p);
 fail:
 	fprintf(stderr, "%s: cannot start the pong process: %s\n", BENCH_PROG,
 		strerror(errno));
@@ -128,25 +150,17 @@ int bench_child_spawn_thread(struct bench_child *c, int cpu, bench_child_fn fn,
 {
 	int p2c[2], c2p[2], err;
 
-	memset(c, 0, sizeof(*c));
-	c->pid = -1;
-	c->to_child = -1;
-	c->from_child = -1;
+	if (child_init(c, p2c, c2p) != 0) {
+		err = errno;
+		goto fail;
+	}
 	c->is_thread = 1;
 	c->fn = fn;
 	c->arg = arg;
 	c->cpu = cpu;
-	if (pipe2(p2c, O_CLOEXEC) != 0) {
-		err = errno;
-		goto fail;
-	}
-	if (pipe2(c2p, O_CLOEXEC) != 0) {
-		err = errno;
-		goto close_p2c;
-	}
 	if (set_nonblock(c2p[0]) != 0) {
 		err = errno;
-		goto close_c2p;
+		goto close_pipes;
 	}
 	c->rd = p2c[0];
 	c->wr = c2p[1];
@@ -157,12 +171,8 @@ int bench_child_spawn_thread(struct bench_child *c, int cpu, bench_child_fn fn,
 		return 0;
 	c->to_child = -1;
 	c->from_child = -1;
-close_c2p:
-	close(c2p[0]);
-	close(c2p[1]);
-close_p2c:
-	close(p2c[0]);
-	close(p2c[1]);
+close_pipes:
+	close_both(p2c, c2p);
 fail:
 	c->reaped = 1;
 	fprintf(stderr, "%s: cannot start the pong thread: %s\n", BENCH_PROG,
