@@ -403,8 +403,8 @@ void bench_progress_end(struct bench_progress *p);
  * muon: muon_pingpong.c (pingpong) and muon_flow.c (throughput, fanout,
  * streams); o->role selects one side of a two-host run.
  * raw: bare shared memory, TCP and RDMA WRITE_WITH_IMM without muon,
- * for pingpong and throughput (fanout and streams compare against the
- * raw throughput and pingpong floors).
+ * for pingpong, throughput and fanout (declared with the fan-out
+ * helpers below); streams compares against the raw throughput floor.
  */
 int bench_muon_pingpong(const struct bench_opts *o, struct bench_report *rep);
 int bench_muon_flow(const struct bench_opts *o, struct bench_report *rep);
@@ -431,5 +431,48 @@ struct bench_stamp {
 	uint64_t intended_ns;
 	uint64_t n;
 };
+
+/* ------------------------------------------------------------- fan-out */
+
+/*
+ * What the muon and the raw fan-out share (fanout.c). Each subscriber
+ * keeps, per timed message number i (counted from the first timed one),
+ * its latency + 1 in win[i] (0: not delivered, or not timed), for the
+ * first `len` messages: memory stays bounded however long the run.
+ */
+#define BENCH_FANOUT_WINDOW_MAX (1ull << 20)   /* entries per subscriber */
+#define BENCH_FANOUT_WINDOW_BYTES (64ull << 20) /* all subscribers */
+
+/* Entries per subscriber for a fan-out to `subs`. */
+uint64_t bench_fanout_window(const struct bench_opts *o, unsigned subs);
+
+struct bench_fanout {
+	const char *impl;      /* "muon", "raw-shm", ... */
+	unsigned n_subs;
+	const uint64_t *win[BENCH_MAX_SUBS]; /* each subscriber's window */
+	uint64_t len;          /* entries in each */
+	uint64_t used;         /* entries any subscriber may have set */
+	uint64_t messages;     /* the fewest timed messages a subscriber took */
+	uint64_t start_ns, end_ns; /* the earliest start, the latest end */
+};
+
+/*
+ * Adds the "first" and "last" results: per message in the windows that
+ * every subscriber got, the smallest and the largest latency; and warns
+ * with the ratio last / first at p50 and p99. 0, or -1 (said why).
+ */
+int bench_fanout_first_last(const struct bench_opts *o,
+			    struct bench_report *rep,
+			    const struct bench_fanout *fo);
+
+/*
+ * The bare fan-out (raw_flow.c, raw_verbs.c): one producer hands every
+ * message to each of bench_subs(o) consumers in turn, rows sub0.. and
+ * first/last as the muon fan-out has.
+ */
+int bench_raw_shm_fanout(const struct bench_opts *o, struct bench_report *rep);
+int bench_raw_tcp_fanout(const struct bench_opts *o, struct bench_report *rep);
+int bench_raw_verbs_fanout(const struct bench_opts *o,
+			   struct bench_report *rep);
 
 #endif /* MUON_BENCH_H */

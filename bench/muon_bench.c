@@ -108,6 +108,8 @@ static void usage(FILE *f)
 "      --pubs N             streams: publications (default %u, at most %u)\n"
 "      --topics N           streams: topics they spread over (default %u)\n"
 "  -r, --raw                also run the bare baseline and print muon/raw\n"
+"                           (fanout: one producer to as many consumers;\n"
+"                           streams: the one-subscriber throughput floor)\n"
 "\n"
 "Where the sides run:\n"
 "      --layout process|thread  subscribers (pingpong: the pong) in\n"
@@ -745,8 +747,9 @@ static int run_muon(const struct bench_opts *o, struct bench_report *rep)
 }
 
 /*
- * Fan-out and streams have no bare version: the bare throughput to one
- * subscriber is their floor (the report says so under the table).
+ * Fan-out has a bare version with as many consumers, on the CPUs of the
+ * muon run's subscribers. Streams has none: the bare throughput to one
+ * subscriber is its floor (the report says so under the table).
  */
 static int run_raw(const struct bench_opts *o, struct bench_report *rep)
 {
@@ -758,6 +761,15 @@ static int run_raw(const struct bench_opts *o, struct bench_report *rep)
 		case BENCH_SHM: return bench_raw_shm_pingpong(o, rep);
 		case BENCH_TCP: return bench_raw_tcp_pingpong(o, rep);
 		case BENCH_VERBS: return bench_raw_verbs_pingpong(o, rep);
+		}
+		return -1;
+	}
+	/* The same busy sides as the muon run: o->shared_cpu holds. */
+	if (o->mode == BENCH_FANOUT) {
+		switch (o->transport) {
+		case BENCH_SHM: return bench_raw_shm_fanout(o, rep);
+		case BENCH_TCP: return bench_raw_tcp_fanout(o, rep);
+		case BENCH_VERBS: return bench_raw_verbs_fanout(o, rep);
 		}
 		return -1;
 	}
@@ -817,7 +829,7 @@ int main(int argc, char **argv)
 	if (o.layout == BENCH_LAYOUT_THREAD && (o.raw || o.raw_only))
 		bench_warn(&rep, "--layout thread is for muon's sides: the "
 			   "raw baselines run theirs as always (shm, tcp: "
-			   "two processes; verbs: two threads)");
+			   "processes; verbs: threads)");
 	for (unsigned i = 0; i < o.n_sizes; i++) {
 		o.size = o.sizes[i];
 		if (!o.raw_only && run_muon(&o, &rep) != 0)

@@ -46,11 +46,6 @@
 #define HIST_HIGHEST (60ull * 1000000000ull)
 #define SEC_NS 1000000000ull
 
-/* Fan-out: per-message latencies kept per subscriber to find the first and
- * the last delivery of each message; at most 2^20 messages and 64 MiB. */
-#define WINDOW_MAX (1ull << 20)
-#define WINDOW_BYTES (64ull << 20)
-
 /* Streams: send logs share this budget, each within [256 KiB, 8 MiB]. */
 #define STREAMS_LOG_BUDGET (128ull << 20)
 
@@ -1595,86 +1590,27 @@ static void warn_sub(struct bench_report *rep, const struct flow *f,
 			   (unsigned long long)sl->down_events);
 }
 
-static double ratio(uint64_t a, uint64_t b)
-{
-	return b ? (double)a / (double)b : 0.0;
-}
-
-/*
- * Fan-out: for each message number in the window, the earliest and the
- * latest delivery among the subscribers (same intended time, so the
- * smallest and the largest latency). Messages some subscriber missed are
- * left out.
- */
+/* Fan-out: the first and the last delivery of each message (fanout.c). */
 static int add_first_last(struct bench_report *rep, const struct flow *f)
 {
-	struct bench_result first, last;
-	uint64_t used = 0, compared = 0, min_msgs = UINT64_MAX;
-	uint64_t span_start = UINT64_MAX, span_end = 0;
+	struct bench_fanout fo = { .impl = "muon", .n_subs = f->n_subs,
+				   .len = f->win_len, .messages = UINT64_MAX,
+				   .start_ns = UINT64_MAX };
 
 	for (unsigned s = 0; s < f->n_subs; s++) {
 		const struct slot *sl = &f->sh->slot[s];
 
-		if (sl->win_used > used)
-			used = sl->win_used;
-		if (sl->messages < min_msgs)
-			min_msgs = sl->messages;
-		if (sl->start_ns < span_start)
-			span_start = sl->start_ns;
-		if (sl->end_ns > span_end)
-			span_end = sl->end_ns;
+		fo.win[s] = f->win + (uint64_t)s * f->win_len;
+		if (sl->win_used > fo.used)
+			fo.used = sl->win_used;
+		if (sl->messages < fo.messages)
+			fo.messages = sl->messages;
+		if (sl->start_ns < fo.start_ns)
+			fo.start_ns = sl->start_ns;
+		if (sl->end_ns > fo.end_ns)
+			fo.end_ns = sl->end_ns;
 	}
-	if (result_init(&first, f, "first", BENCH_LAT_ONEWAY) != 0)
-		return -1;
-	if (result_init(&last, f, "last", BENCH_LAT_ONEWAY) != 0) {
-		bench_hist_fini(&first.hist);
-		return -1;
-	}
-	for (uint64_t i = 0; i < used; i++) {
-		uint64_t lo = UINT64_MAX, hi = 0;
-		unsigned s;
-
-		for (s = 0; s < f->n_subs; s++) {
-			uint64_t v = f->win[s * f->win_len + i];
-
-			if (!v)
-				break;
-			if (v < lo)
-				lo = v;
-			if (v > hi)
-				hi = v;
-		}
-		if (s < f->n_subs)
-			continue;
-		bench_hist_record(&first.hist, lo - 1);
-		bench_hist_record(&last.hist, hi - 1);
-		compared++;
-	}
-	/* Every subscriber had at least min_msgs in the span. */
-	first.messages = last.messages = min_msgs;
-	first.seconds_ns = last.seconds_ns = span_end - span_start;
-	if (f->win_len < min_msgs)
-		bench_warn(rep, "muon fanout %zu B: first/last cover only the "
-			   "first %llu of %llu messages (%llu compared)",
-			   f->o->size, (unsigned long long)f->win_len,
-			   (unsigned long long)min_msgs,
-			   (unsigned long long)compared);
-	if (compared) {
-		double p50 = ratio(bench_hist_percentile(&last.hist, 50),
-				   bench_hist_percentile(&first.hist, 50));
-		double p99 = ratio(bench_hist_percentile(&last.hist, 99),
-				   bench_hist_percentile(&first.hist, 99));
-
-		bench_warn(rep, "muon fanout %zu B to %u subscribers: latency "
-			   "of the last / the first subscriber: p50 %.2f, p99 "
-			   "%.2f (target: at most 2)", f->o->size, f->n_subs,
-			   p50, p99);
-	}
-	if (result_add(rep, &first) != 0) {
-		bench_hist_fini(&last.hist);
-		return -1;
-	}
-	return result_add(rep, &last);
+	return bench_fanout_first_last(f->o, rep, &fo);
 }
 
 /* Streams: every subscriber's every stream in one row. */
@@ -1881,11 +1817,7 @@ static int flow_init(struct flow *f, const struct bench_opts *o,
 	flow_sizes(f);
 	read_boot_id(f->boot_id, sizeof(f->boot_id));
 	if (o->mode == BENCH_FANOUT && f->lat && o->role != BENCH_ROLE_PUB) {
-		uint64_t w = WINDOW_BYTES / 8 / f->n_subs;
-
-		f->win_len = w < WINDOW_MAX ? w : WINDOW_MAX;
-		if (o->count && o->count < f->win_len)
-			f->win_len = o->count;
+		f->win_len = bench_fanout_window(o, f->n_subs);
 	}
 	/* The bucket count every side will have, for the mapping's size. */
 	if (bench_hist_init(&h, HIST_HIGHEST) != 0) {

@@ -193,8 +193,9 @@ struct raw_pace {
 	uint64_t left;         /* of the current group, not handed out yet */
 	uint64_t t;            /* the current group's intended time */
 	uint64_t max_lag;      /* timed part: furthest behind the schedule */
-	struct bench_child *child; /* the receiver, watched while waiting */
-	const _Atomic int *abort;  /* or: nonzero once it gave up */
+	struct bench_child *child; /* the receivers, watched while waiting: */
+	unsigned n_children;       /* child[0 .. n_children) */
+	const _Atomic int *abort;  /* or: nonzero once one gave up */
 	char label[96];
 	struct bench_progress progress;
 };
@@ -235,12 +236,20 @@ struct raw_rx {
 	unsigned ngroups;
 	struct { uint64_t t, n; } groups[RAW_GROUP];
 	const char *impl;      /* "raw shm", ... for messages */
+	/* Fan-out: latency + 1 of timed message i (from the first timed
+	 * one) in win[i] for i < win_len, as bench_fanout_first_last wants
+	 * it; NULL otherwise. */
+	uint64_t *win;
+	uint64_t win_len;
+	uint64_t win_base;     /* number of the first timed message */
+	uint64_t win_used;     /* entries that may be set */
 };
 
 int raw_rx_init(struct raw_rx *r, const struct bench_opts *o,
 		const char *impl);
 void raw_rx_fini(struct raw_rx *r);
 int raw_rx_bad(const struct raw_rx *r, uint64_t got);
+void raw_rx_window(struct raw_rx *r, uint64_t now);
 
 /* Read the clock for the timed messages taken since the last read: the
  * time read, or 0 when there were none. */
@@ -252,6 +261,8 @@ static inline uint64_t raw_rx_flush(struct raw_rx *r)
 	if (!r->ngroups)
 		return 0;
 	now = bench_now_ns();
+	if (r->win)
+		raw_rx_window(r, now);
 	for (unsigned i = 0; i < r->ngroups; i++)
 		bench_hist_record_n(&r->hist,
 				    now > r->groups[i].t ?
@@ -300,6 +311,7 @@ static inline int raw_rx_take_first(struct raw_rx *r, const unsigned char *p)
 {
 	raw_rx_flush(r);
 	r->timed = 1;
+	r->win_base = r->next;
 	if (raw_rx_take(r, p) != 0)
 		return -1;
 	r->start_ns = raw_rx_flush(r);
@@ -337,5 +349,16 @@ int raw_tcp_accept(int lfd, struct bench_child *child, const char *who);
 /* Pin the calling thread to `cpu` (-1: leave it) and restore it after. */
 int raw_pin_push(int cpu, cpu_set_t *saved);
 void raw_pin_pop(const cpu_set_t *saved);
+
+/* ------------------------------------------------------------ fan-out */
+
+/*
+ * The results of a raw flow run with `n` consumers (raw_flow.c): for
+ * throughput (n == 1) the row "sub", for fanout rows sub0.. and, when
+ * the payloads carry a stamp and n > 1, first and last from the
+ * consumers' windows. Moves the histograms of rx[] into the report.
+ */
+int raw_flow_report(const struct bench_opts *o, struct bench_report *rep,
+		    const char *impl, struct raw_rx *const *rx, unsigned n);
 
 #endif /* MUON_BENCH_RAW_H */

@@ -21,6 +21,14 @@
  * checks every message's number and, once the producer's end marker says
  * how many were sent, ships its histogram back through a shared mapping.
  *
+ * The fan-out is the same with bench_subs(o) consumers, consumer i a child
+ * on bench_cpu_of(o, 1 + i) as muon's subscriber i is: over shm each has a
+ * ring of its own and the producer writes every message into each ring in
+ * turn; over tcp each has a connection and the producer sends each batch
+ * to each connection in turn. Each consumer also keeps the latency of
+ * every message in a window, from which the first and last rows come as
+ * for muon (fanout.c).
+ *
  * Copyright 2026 The muon authors. Licensed under the Apache License 2.0.
  */
 #include "bench.h"
@@ -51,6 +59,7 @@ void raw_pace_init(struct raw_pace *p, const struct bench_opts *o,
 	memset(p, 0, sizeof(*p));
 	p->o = o;
 	p->child = child;
+	p->n_children = child ? 1 : 0;
 	p->abort = abort;
 	p->timed_first = UINT64_MAX;
 	p->count = o->warmup;
@@ -61,8 +70,9 @@ void raw_pace_init(struct raw_pace *p, const struct bench_opts *o,
 	p->group = o->burst > 1 ? o->burst : 1;
 	if (!o->rate && p->group < RAW_GROUP)
 		p->group = RAW_GROUP;
-	snprintf(p->label, sizeof(p->label), "%s throughput %s %zu B", impl,
-		 bench_transport_name(o->transport), o->size);
+	snprintf(p->label, sizeof(p->label), "%s %s %s %zu B", impl,
+		 bench_mode_name(o->mode), bench_transport_name(o->transport),
+		 o->size);
 	p->t0 = bench_now_ns();
 }
 
@@ -96,8 +106,9 @@ static int pace_wait(struct raw_pace *p, uint64_t due)
 					       (long)(ns % 1000000000u) };
 
 			nanosleep(&ts, NULL);
-			if (p->child && bench_child_check(p->child) != 0)
-				return -1;
+			for (unsigned i = 0; i < p->n_children; i++)
+				if (bench_child_check(&p->child[i]) != 0)
+					return -1;
 			if (p->abort && atomic_load_explicit(
 					    p->abort, memory_order_acquire))
 				return -1;
@@ -192,16 +203,19 @@ void raw_pace_warn(const struct raw_pace *p, struct bench_report *rep,
 	const struct bench_opts *o = p->o;
 
 	if (o->rate && p->max_lag > BEHIND_NS)
-		bench_warn(rep, "%s throughput %zu B: the offered rate of %llu "
+		bench_warn(rep, "%s %s %zu B: the offered rate of %llu "
 			   "messages/s was not kept: the producer fell %.3f s "
-			   "behind its schedule", impl, o->size,
+			   "behind its schedule", impl,
+			   bench_mode_name(o->mode), o->size,
 			   (unsigned long long)o->rate,
 			   (double)p->max_lag / 1e9);
 	if (!o->rate && o->size >= sizeof(struct bench_stamp))
-		bench_warn(rep, "%s throughput %zu B: flat out, producer and "
-			   "consumer read the clock once per %llu messages, "
+		bench_warn(rep, "%s %s %zu B: flat out, producer and "
+			   "consumer%s read the clock once per %llu messages, "
 			   "which can only overstate latency, by up to that "
-			   "many messages' time", impl, o->size,
+			   "many messages' time", impl,
+			   bench_mode_name(o->mode), o->size,
+			   o->mode == BENCH_FANOUT ? "s" : "",
 			   (unsigned long long)(p->group > RAW_GROUP ?
 						p->group : RAW_GROUP));
 }
@@ -221,6 +235,30 @@ int raw_rx_init(struct raw_rx *r, const struct bench_opts *o,
 void raw_rx_fini(struct raw_rx *r)
 {
 	bench_hist_fini(&r->hist);
+}
+
+/*
+ * The groups since the last clock read hold the timed messages that end
+ * with the last one taken (r->next - 1), in order: walk them back from
+ * there, each message with its group's latency.
+ */
+void raw_rx_window(struct raw_rx *r, uint64_t now)
+{
+	uint64_t m = r->next;
+
+	for (unsigned i = r->ngroups; i-- > 0;) {
+		uint64_t lat = now > r->groups[i].t ? now - r->groups[i].t : 0;
+
+		for (uint64_t k = 0; k < r->groups[i].n; k++) {
+			uint64_t at = --m - r->win_base;
+
+			if (at >= r->win_len)
+				continue;
+			r->win[at] = lat + 1;
+			if (at >= r->win_used)
+				r->win_used = at + 1;
+		}
+	}
 }
 
 int raw_rx_bad(const struct raw_rx *r, uint64_t got)
@@ -244,17 +282,17 @@ int raw_rx_end(struct raw_rx *r, uint64_t sent)
 	return -1;
 }
 
-int raw_flow_add(const struct bench_opts *o, struct bench_report *rep,
-		 const char *impl, uint64_t messages, uint64_t seconds_ns,
-		 struct bench_hist *hist)
+static int flow_row(const struct bench_opts *o, struct bench_report *rep,
+		    const char *impl, const char *series, uint64_t messages,
+		    uint64_t seconds_ns, struct bench_hist *hist)
 {
 	struct bench_result res;
 	int rc;
 
 	memset(&res, 0, sizeof(res));
 	snprintf(res.impl, sizeof(res.impl), "%s", impl);
-	snprintf(res.series, sizeof(res.series), "sub");
-	res.mode = BENCH_THROUGHPUT;
+	snprintf(res.series, sizeof(res.series), "%s", series);
+	res.mode = o->mode;
 	res.transport = o->transport;
 	res.size = o->size;
 	res.messages = messages;
@@ -266,6 +304,46 @@ int raw_flow_add(const struct bench_opts *o, struct bench_report *rep,
 	rc = bench_report_add(rep, &res);
 	bench_hist_fini(&res.hist);
 	return rc;
+}
+
+int raw_flow_add(const struct bench_opts *o, struct bench_report *rep,
+		 const char *impl, uint64_t messages, uint64_t seconds_ns,
+		 struct bench_hist *hist)
+{
+	return flow_row(o, rep, impl, "sub", messages, seconds_ns, hist);
+}
+
+int raw_flow_report(const struct bench_opts *o, struct bench_report *rep,
+		    const char *impl, struct raw_rx *const *rx, unsigned n)
+{
+	struct bench_fanout fo = { .impl = impl, .n_subs = n,
+				   .messages = UINT64_MAX,
+				   .start_ns = UINT64_MAX };
+	char series[24];
+
+	if (o->mode != BENCH_FANOUT)
+		return raw_flow_add(o, rep, impl, rx[0]->timed_n,
+				    raw_rx_span(rx[0]), &rx[0]->hist);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(series, sizeof(series), "sub%u", i);
+		fo.win[i] = rx[i]->win;
+		fo.len = rx[i]->win_len;
+		if (rx[i]->win_used > fo.used)
+			fo.used = rx[i]->win_used;
+		if (rx[i]->timed_n < fo.messages)
+			fo.messages = rx[i]->timed_n;
+		if (rx[i]->start_ns < fo.start_ns)
+			fo.start_ns = rx[i]->start_ns;
+		if (rx[i]->end_ns > fo.end_ns)
+			fo.end_ns = rx[i]->end_ns;
+		if (flow_row(o, rep, impl, series, rx[i]->timed_n,
+			     raw_rx_span(rx[i]), &rx[i]->hist) != 0)
+			return -1;
+	}
+	/* As the muon fan-out: no first and last of one, or without stamps. */
+	if (n < 2 || o->size < sizeof(struct bench_stamp) || !fo.len)
+		return 0;
+	return bench_fanout_first_last(o, rep, &fo);
 }
 
 int raw_pin_push(int cpu, cpu_set_t *saved)
@@ -288,26 +366,33 @@ void raw_pin_pop(const cpu_set_t *saved)
 /* ----------------------------------------------- results of a forked side */
 
 /*
- * The consumer's figures cross back to the parent in a MAP_SHARED area
+ * A consumer's figures cross back to the parent in a MAP_SHARED area
  * made before fork: the scalars of its histogram, then its counts (the
- * parent sizes the area from a histogram made with the same `highest`).
+ * parent sizes the area from a histogram made with the same `highest`),
+ * then, in a fan-out, its window, written during the run.
  */
 struct share {
 	uint64_t messages;     /* timed messages taken */
-	uint64_t span_ns;      /* how long the timed part lasted */
+	uint64_t start_ns;     /* its timed part */
+	uint64_t end_ns;
+	uint64_t win_used;     /* window entries that may be set */
+	uint64_t win_len;      /* window entries after the counts */
 	uint32_t n_counts;
 	struct bench_hist hist; /* scalars; its counts pointer is meaningless */
 	uint64_t counts[];
 };
 
-static struct share *share_map(const struct bench_hist *like, size_t *len,
-			       const char *impl)
+static struct share *share_map(const struct bench_hist *like,
+			       uint64_t win_len, size_t *len, const char *impl)
 {
 	struct share *sh;
 
-	*len = sizeof(*sh) + (size_t)like->n_counts * sizeof(uint64_t);
+	*len = sizeof(*sh) + ((size_t)like->n_counts + win_len) *
+			     sizeof(uint64_t);
+	/* Populated now: a fault in the window would land in the timed
+	 * part. */
 	sh = mmap(NULL, *len, PROT_READ | PROT_WRITE,
-		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		  MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (sh == MAP_FAILED) {
 		fprintf(stderr, "%s: %s: mmap of %zu bytes for the consumer's "
 			"results: %s\n", BENCH_PROG, impl, *len,
@@ -315,7 +400,21 @@ static struct share *share_map(const struct bench_hist *like, size_t *len,
 		return NULL;
 	}
 	sh->n_counts = like->n_counts;
+	sh->win_len = win_len;
 	return sh;
+}
+
+/* In the consumer, before it takes anything: the window it fills. */
+static int share_rx_init(struct share *sh, struct raw_rx *rx,
+			 const struct bench_opts *o, const char *impl)
+{
+	if (raw_rx_init(rx, o, impl) != 0)
+		return -1;
+	if (sh->win_len) {
+		rx->win = sh->counts + sh->n_counts;
+		rx->win_len = sh->win_len;
+	}
+	return 0;
 }
 
 /* In the consumer, once it is done. */
@@ -332,17 +431,27 @@ static int share_put(struct share *sh, const struct raw_rx *rx)
 	sh->hist = rx->hist;
 	sh->hist.counts = NULL;
 	sh->messages = rx->timed_n;
-	sh->span_ns = raw_rx_span(rx);
+	sh->start_ns = rx->start_ns;
+	sh->end_ns = rx->end_ns;
+	sh->win_used = rx->win_used;
 	return 0;
 }
 
-/* In the producer, once the consumer has exited cleanly. */
-static void share_get(struct share *sh, struct bench_hist *into)
+/* In the producer, once the consumer has exited cleanly: its figures
+ * in `rx` (made by raw_rx_init), as it had them. */
+static void share_get(struct share *sh, struct raw_rx *rx)
 {
 	struct bench_hist view = sh->hist;
 
 	view.counts = sh->counts;
-	bench_hist_add(into, &view);
+	bench_hist_add(&rx->hist, &view);
+	rx->timed = 1;
+	rx->timed_n = sh->messages;
+	rx->start_ns = sh->start_ns;
+	rx->end_ns = sh->end_ns;
+	rx->win = sh->win_len ? sh->counts + sh->n_counts : NULL;
+	rx->win_len = sh->win_len;
+	rx->win_used = sh->win_used;
 }
 
 /* The consumer is ready: the producer may start, and nothing timed waits
@@ -374,6 +483,132 @@ static int wait_ready(struct bench_child *child, const char *impl)
 	return -1;
 }
 
+/*
+ * The consumers of a shm or tcp run, forked children: one for throughput,
+ * bench_subs(o) for fanout, consumer i on bench_cpu_of(o, 1 + i) as muon's
+ * subscriber i is, each with its area to report through.
+ */
+struct consumers {
+	const struct bench_opts *o;
+	const char *impl;          /* "raw shm" or "raw tcp", for messages */
+	unsigned n;
+	unsigned spawned;          /* child[0 .. spawned) to reap */
+	struct bench_child child[BENCH_MAX_SUBS];
+	struct share *sh[BENCH_MAX_SUBS];
+	size_t sh_len;
+};
+
+static void consumers_unmap(struct consumers *c)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->sh[i])
+			munmap(c->sh[i], c->sh_len);
+}
+
+/* NULL after saying why. Free with consumers_free. */
+static struct consumers *consumers_new(const struct bench_opts *o,
+				       const char *impl)
+{
+	struct consumers *c = calloc(1, sizeof(*c));
+	struct bench_hist like;
+	uint64_t win_len = 0;
+
+	if (!c) {
+		fprintf(stderr, "%s: %s: out of memory\n", BENCH_PROG, impl);
+		return NULL;
+	}
+	c->o = o;
+	c->impl = impl;
+	c->n = o->mode == BENCH_FANOUT ? bench_subs(o) : 1;
+	/* Windows only where there will be first and last rows. */
+	if (c->n > 1 && o->size >= sizeof(struct bench_stamp))
+		win_len = bench_fanout_window(o, c->n);
+	if (bench_hist_init(&like, RAW_HIST_HIGHEST) != 0)
+		goto free_c;
+	for (unsigned i = 0; i < c->n; i++) {
+		c->sh[i] = share_map(&like, win_len, &c->sh_len, impl);
+		if (!c->sh[i])
+			goto unmap_shares;
+	}
+	bench_hist_fini(&like);
+	return c;
+
+unmap_shares:
+	consumers_unmap(c);
+	bench_hist_fini(&like);
+free_c:
+	free(c);
+	return NULL;
+}
+
+static void consumers_free(struct consumers *c)
+{
+	consumers_unmap(c);
+	free(c);
+}
+
+static int consumers_spawn(struct consumers *c, bench_child_fn fn, void *arg)
+{
+	unsigned i = c->spawned;
+
+	if (bench_child_spawn(&c->child[i], bench_cpu_of(c->o, 1 + i), fn,
+			      arg) != 0)
+		return -1;
+	c->spawned++;
+	return 0;
+}
+
+static void consumers_kill(struct consumers *c)
+{
+	for (unsigned i = 0; i < c->spawned; i++)
+		bench_child_kill(&c->child[i]);
+}
+
+/* Each has BENCH_TIMEOUT_NS to exit cleanly; once one has not, the run
+ * has failed and the rest are killed. 0 if every one did. */
+static int consumers_finish(struct consumers *c)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < c->spawned; i++) {
+		if (rc != 0)
+			bench_child_kill(&c->child[i]);
+		else if (bench_child_finish(&c->child[i],
+					    BENCH_TIMEOUT_NS) != 0)
+			rc = -1;
+	}
+	return rc;
+}
+
+/* Once all have exited cleanly: their rows, as raw_flow_report makes
+ * them. */
+static int consumers_report(struct consumers *c, struct bench_report *rep,
+			    const char *impl)
+{
+	struct raw_rx *rx = calloc(c->n, sizeof(*rx));
+	struct raw_rx *ptr[BENCH_MAX_SUBS];
+	unsigned made = 0;
+	int rc = -1;
+
+	if (!rx) {
+		fprintf(stderr, "%s: %s: out of memory\n", BENCH_PROG,
+			c->impl);
+		return -1;
+	}
+	for (; made < c->n; made++) {
+		if (raw_rx_init(&rx[made], c->o, c->impl) != 0)
+			goto fini_rx;
+		share_get(c->sh[made], &rx[made]);
+		ptr[made] = &rx[made];
+	}
+	rc = raw_flow_report(c->o, rep, impl, ptr, c->n);
+fini_rx:
+	while (made-- > 0)
+		raw_rx_fini(&rx[made]);
+	free(rx);
+	return rc;
+}
+
 /* ------------------------------------------------------------ shm ring */
 
 #define RING_BYTES (8u << 20)  /* muon's default ring_size */
@@ -397,6 +632,7 @@ struct ring_slot {
 	unsigned char data[];
 };
 
+/* One consumer's ring; a fan-out has one per consumer. */
 struct ring {
 	const struct bench_opts *o;
 	void *map;
@@ -405,9 +641,7 @@ struct ring {
 	unsigned char *slots;
 	size_t stride;       /* slot bytes, a multiple of 64 */
 	uint64_t nslots;     /* a power of two */
-	unsigned char *buf;  /* the payload the producer copies from */
-	struct share *sh;
-	size_t sh_len;
+	struct share *sh;    /* where its consumer reports */
 };
 
 static inline struct ring_slot *ring_at(const struct ring *r, uint64_t n)
@@ -432,6 +666,7 @@ static int ring_map(struct ring *r, const struct bench_opts *o)
 	if (r->map == MAP_FAILED) {
 		fprintf(stderr, "%s: raw shm: mmap of the %zu-byte ring: %s\n",
 			BENCH_PROG, r->map_len, strerror(errno));
+		r->map = NULL;
 		return -1;
 	}
 	/* Every page touched now, by the producer, before fork: under a
@@ -440,18 +675,7 @@ static int ring_map(struct ring *r, const struct bench_opts *o)
 	memset(r->map, 0, r->map_len);
 	r->ctl = r->map;
 	r->slots = (unsigned char *)r->map + sizeof(struct ring_ctl);
-	r->buf = bench_payload_new(o->size, "raw shm");
-	if (!r->buf) {
-		munmap(r->map, r->map_len);
-		return -1;
-	}
 	return 0;
-}
-
-static void ring_unmap(struct ring *r)
-{
-	free(r->buf);
-	munmap(r->map, r->map_len);
 }
 
 static int ring_consumer_main(void *arg, int rd, int wr)
@@ -464,7 +688,7 @@ static int ring_consumer_main(void *arg, int rd, int wr)
 	int waiting = 0, rc = 1;
 
 	(void)rd;
-	if (raw_rx_init(&rx, o, "raw shm") != 0)
+	if (share_rx_init(r->sh, &rx, o, "raw shm") != 0)
 		return 1;
 	if (consumer_ready(wr) != 0)
 		goto fini;
@@ -530,102 +754,154 @@ static int ring_room(struct ring *r, uint64_t n, uint64_t *cons,
 	return 0;
 }
 
-static int ring_produce(struct ring *r, struct raw_pace *pace,
-		        struct bench_child *child)
+/*
+ * Every message into every ring, ring after ring, from `buf`. Inlined
+ * into its two callers so that the throughput run, with its constant one
+ * ring, keeps the single-ring loop it had before there was a fan-out.
+ */
+static inline __attribute__((always_inline)) int
+ring_produce(struct ring *rings, unsigned nr, const unsigned char *buf,
+	     struct raw_pace *pace, struct bench_child *children)
 {
-	const struct bench_opts *o = r->o;
-	struct bench_spin spin = { .yield = o->shared_cpu, .child = child,
-				   .who = "producer" };
-	size_t off = r->o->size >= sizeof(struct bench_stamp) ?
-		     sizeof(struct bench_stamp) : r->o->size < 8 ?
-		     r->o->size : 8;
-	uint64_t ahead = (RING_PREFETCH + r->stride - 1) / r->stride;
-	uint64_t cons = 0, first, t;
+	const struct bench_opts *o = rings[0].o;
+	struct bench_spin spin = { .yield = o->shared_cpu, .who = "producer" };
+	size_t off = o->size >= sizeof(struct bench_stamp) ?
+		     sizeof(struct bench_stamp) : o->size < 8 ? o->size : 8;
+	uint64_t ahead = (RING_PREFETCH + rings[0].stride - 1) /
+			 rings[0].stride;
+	uint64_t cons[BENCH_MAX_SUBS] = { 0 }, first, t;
 	int k;
 
 	while ((k = raw_pace_next(pace, 1, UINT64_MAX, &first, &t)) > 0) {
 		for (uint64_t n = first; n < first + (uint64_t)k; n++) {
-			struct ring_slot *s;
+			for (unsigned j = 0; j < nr; j++) {
+				struct ring *r = &rings[j];
+				struct ring_slot *s;
 
-			if (n - cons >= r->nslots &&
-			    ring_room(r, n, &cons, &spin) != 0)
-				return -1;
-			/* Ask for the lines ahead in exclusive state, unless
-			 * the consumer may still have to read them (of a
-			 * big slot, the first RING_PREFETCH bytes). */
-			if (n + ahead - cons < r->nslots) {
-				unsigned char *p =
-					(unsigned char *)ring_at(r, n + ahead);
+				if (n - cons[j] >= r->nslots) {
+					spin.child = &children[j];
+					if (ring_room(r, n, &cons[j],
+						      &spin) != 0)
+						return -1;
+				}
+				/* Ask for the lines ahead in exclusive
+				 * state, unless the consumer may still have
+				 * to read them (of a big slot, the first
+				 * RING_PREFETCH bytes). */
+				if (n + ahead - cons[j] < r->nslots) {
+					unsigned char *p = (unsigned char *)
+						ring_at(r, n + ahead);
 
-				for (size_t b = 0; b < r->stride &&
-						   b < RING_PREFETCH; b += 64)
-					__builtin_prefetch(p + b, 1, 3);
+					for (size_t b = 0; b < r->stride &&
+							   b < RING_PREFETCH;
+					     b += 64)
+						__builtin_prefetch(p + b, 1, 3);
+				}
+				s = ring_at(r, n);
+				raw_stamp_put(s->data, o->size, t, n);
+				memcpy(s->data + off, buf + off, o->size - off);
+				atomic_store_explicit(&s->seq,
+					n == pace->timed_first ?
+					(n + 1) | RING_FIRST : n + 1,
+					memory_order_release);
 			}
-			s = ring_at(r, n);
-			raw_stamp_put(s->data, o->size, t, n);
-			memcpy(s->data + off, r->buf + off, o->size - off);
-			atomic_store_explicit(&s->seq, n == pace->timed_first ?
-					      (n + 1) | RING_FIRST : n + 1,
-					      memory_order_release);
 		}
 	}
 	if (k == RAW_PACE_FAIL)
 		return -1;
-	atomic_store_explicit(&r->ctl->end, pace->n + 1, memory_order_release);
+	for (unsigned j = 0; j < nr; j++)
+		atomic_store_explicit(&rings[j].ctl->end, pace->n + 1,
+				      memory_order_release);
 	return 0;
 }
 
-int bench_raw_shm_throughput(const struct bench_opts *o,
-			     struct bench_report *rep)
+static int ring_produce_one(struct ring *r, const unsigned char *buf,
+			    struct raw_pace *pace, struct bench_child *child)
 {
-	struct ring r;
-	struct bench_child child;
+	return ring_produce(r, 1, buf, pace, child);
+}
+
+static int ring_produce_all(struct ring *rings, unsigned nr,
+			    const unsigned char *buf, struct raw_pace *pace,
+			    struct bench_child *children)
+{
+	return ring_produce(rings, nr, buf, pace, children);
+}
+
+/* Both shm runs: throughput (one ring) and fanout (one per consumer). */
+static int shm_run(const struct bench_opts *o, struct bench_report *rep)
+{
+	struct consumers *c;
+	struct ring *rings;
 	struct raw_pace pace;
-	struct bench_hist hist;
+	unsigned char *buf;
+	unsigned mapped = 0;
 	cpu_set_t saved;
 	int rc = -1;
 
-	if (bench_hist_init(&hist, RAW_HIST_HIGHEST) != 0)
+	c = consumers_new(o, "raw shm");
+	if (!c)
 		return -1;
-	if (ring_map(&r, o) != 0)
-		goto fini_hist;
-	r.sh = share_map(&hist, &r.sh_len, "raw shm");
-	if (!r.sh)
-		goto unmap_ring;
-	if (raw_pin_push(bench_cpu_of(o, 0), &saved) != 0)
-		goto unmap_share;
-	if (bench_child_spawn(&child, bench_cpu_of(o, 1), ring_consumer_main,
-			      &r) != 0)
-		goto unpin;
-	if (wait_ready(&child, "raw shm") != 0) {
-		bench_child_kill(&child);
-		goto unpin;
+	rings = calloc(c->n, sizeof(*rings));
+	if (!rings) {
+		fprintf(stderr, "%s: raw shm: out of memory\n", BENCH_PROG);
+		goto free_consumers;
 	}
-	raw_pace_init(&pace, o, "raw-shm", &child, NULL);
-	if (ring_produce(&r, &pace, &child) != 0) {
-		bench_child_kill(&child);
+	buf = bench_payload_new(o->size, "raw shm");
+	if (!buf)
+		goto free_rings;
+	for (; mapped < c->n; mapped++) {
+		if (ring_map(&rings[mapped], o) != 0)
+			goto unmap_rings;
+		rings[mapped].sh = c->sh[mapped];
+	}
+	if (raw_pin_push(bench_cpu_of(o, 0), &saved) != 0)
+		goto unmap_rings;
+	for (unsigned i = 0; i < c->n; i++) {
+		if (consumers_spawn(c, ring_consumer_main, &rings[i]) != 0 ||
+		    wait_ready(&c->child[i], "raw shm") != 0) {
+			consumers_kill(c);
+			goto unpin;
+		}
+	}
+	raw_pace_init(&pace, o, "raw-shm", c->child, NULL);
+	pace.n_children = c->n;
+	if ((c->n == 1 ? ring_produce_one(rings, buf, &pace, c->child) :
+	     ring_produce_all(rings, c->n, buf, &pace, c->child)) != 0) {
+		consumers_kill(c);
 		goto fini_pace;
 	}
-	if (bench_child_finish(&child, BENCH_TIMEOUT_NS) != 0)
+	if (consumers_finish(c) != 0)
 		goto fini_pace;
 	raw_pace_fini(&pace);
 	raw_pace_warn(&pace, rep, "raw-shm");
-	share_get(r.sh, &hist);
-	rc = raw_flow_add(o, rep, "raw-shm", r.sh->messages, r.sh->span_ns,
-			  &hist);
+	rc = consumers_report(c, rep, "raw-shm");
 	goto unpin;
 
 fini_pace:
 	raw_pace_fini(&pace);
 unpin:
 	raw_pin_pop(&saved);
-unmap_share:
-	munmap(r.sh, r.sh_len);
-unmap_ring:
-	ring_unmap(&r);
-fini_hist:
-	bench_hist_fini(&hist);
+unmap_rings:
+	while (mapped-- > 0)
+		munmap(rings[mapped].map, rings[mapped].map_len);
+	free(buf);
+free_rings:
+	free(rings);
+free_consumers:
+	consumers_free(c);
 	return rc;
+}
+
+int bench_raw_shm_throughput(const struct bench_opts *o,
+			     struct bench_report *rep)
+{
+	return shm_run(o, rep);
+}
+
+int bench_raw_shm_fanout(const struct bench_opts *o, struct bench_report *rep)
+{
+	return shm_run(o, rep);
 }
 
 /* -------------------------------------------------------------- tcp stream */
@@ -637,12 +913,15 @@ fini_hist:
 				  follow */
 #define TCP_FIRST 0x80000000u  /* in a length: the first timed message */
 
+/* One consumer's connection; a fan-out has one per consumer. */
 struct tcp_flow {
 	const struct bench_opts *o;
 	int lfd;
 	uint16_t port;
+	int fd;                 /* the producer's end, -1 until accepted */
+	unsigned index;         /* the consumer's number */
+	const struct tcp_flow *all; /* every consumer's, [0 .. index) open */
 	struct share *sh;
-	size_t sh_len;
 };
 
 static void put_le32(unsigned char *p, uint32_t v)
@@ -721,8 +1000,12 @@ static int tcp_consumer_main(void *arg, int rd, int wr)
 	int fd, end = 0, rc = 1;
 
 	(void)rd;
+	/* The producer's sockets, inherited: held open here, a consumer
+	 * that died would not be seen to close. */
 	close(f->lfd);
-	if (raw_rx_init(&rx, o, "raw tcp") != 0)
+	for (unsigned i = 0; i < f->index; i++)
+		close(f->all[i].fd);
+	if (share_rx_init(f->sh, &rx, o, "raw tcp") != 0)
 		return 1;
 	buf = malloc(cap);
 	if (!buf) {
@@ -802,18 +1085,33 @@ static int tcp_send_all(int fd, const unsigned char *buf, size_t len,
 	return 0;
 }
 
+/* The same bytes to every connection, in turn; a full one is waited
+ * for, watching the consumer at its other end. */
+static int tcp_send_each(const struct tcp_flow *f, unsigned n,
+			 struct bench_child *children,
+			 const unsigned char *buf, size_t len,
+			 struct bench_spin *spin)
+{
+	for (unsigned j = 0; j < n; j++) {
+		spin->child = &children[j];
+		if (tcp_send_all(f[j].fd, buf, len, spin) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 /*
  * A batch holds `per` messages laid out once (length prefixes and filler
  * payload); sending one only rewrites the stamps. At a fixed rate every
  * message that is due goes out in one send() (several slots if the
- * producer is late); at the maximum rate a full batch does.
+ * producer is late); at the maximum rate a full batch does. A fan-out
+ * sends each batch to every connection in turn.
  */
-static int tcp_produce(struct tcp_flow *f, int fd, struct raw_pace *pace,
-		       struct bench_child *child)
+static int tcp_produce(const struct tcp_flow *f, unsigned nf,
+		       struct raw_pace *pace, struct bench_child *children)
 {
-	const struct bench_opts *o = f->o;
-	struct bench_spin spin = { .yield = o->shared_cpu, .child = child,
-				   .who = "producer" };
+	const struct bench_opts *o = f[0].o;
+	struct bench_spin spin = { .yield = o->shared_cpu, .who = "producer" };
 	const size_t msg = TCP_HDR + o->size;
 	uint64_t per = TCP_BATCH / msg ? TCP_BATCH / msg : 1;
 	unsigned char *batch = malloc(per * msg);
@@ -844,7 +1142,8 @@ static int tcp_produce(struct tcp_flow *f, int fd, struct raw_pace *pace,
 			fill += (uint64_t)k;
 		/* Full, or nothing more is due now, or the run is over. */
 		if (fill == per || (fill && k <= 0)) {
-			if (tcp_send_all(fd, batch, fill * msg, &spin) != 0)
+			if (tcp_send_each(f, nf, children, batch, fill * msg,
+					  &spin) != 0)
 				goto free_batch;
 			fill = 0;
 		}
@@ -852,65 +1151,84 @@ static int tcp_produce(struct tcp_flow *f, int fd, struct raw_pace *pace,
 	put_le32(endrec, TCP_END);
 	v = htole64(pace->n);
 	memcpy(endrec + TCP_HDR, &v, 8);
-	rc = tcp_send_all(fd, endrec, sizeof(endrec), &spin);
+	rc = tcp_send_each(f, nf, children, endrec, sizeof(endrec), &spin);
 free_batch:
 	free(batch);
+	return rc;
+}
+
+/* Both tcp runs: throughput (one connection) and fanout (one per
+ * consumer, set up one after the other so that connection i is
+ * consumer i's). */
+static int tcp_run(const struct bench_opts *o, struct bench_report *rep)
+{
+	struct consumers *c;
+	struct tcp_flow *f;
+	struct raw_pace pace;
+	cpu_set_t saved;
+	int lfd, rc = -1;
+	uint16_t port;
+
+	c = consumers_new(o, "raw tcp");
+	if (!c)
+		return -1;
+	f = calloc(c->n, sizeof(*f));
+	if (!f) {
+		fprintf(stderr, "%s: raw tcp: out of memory\n", BENCH_PROG);
+		goto free_consumers;
+	}
+	if (raw_tcp_listen(&lfd, &port, "producer") != 0)
+		goto free_flows;
+	for (unsigned i = 0; i < c->n; i++)
+		f[i] = (struct tcp_flow){ .o = o, .lfd = lfd, .port = port,
+					  .fd = -1, .index = i, .all = f,
+					  .sh = c->sh[i] };
+	if (raw_pin_push(bench_cpu_of(o, 0), &saved) != 0)
+		goto close_listener;
+	for (unsigned i = 0; i < c->n; i++) {
+		if (consumers_spawn(c, tcp_consumer_main, &f[i]) != 0) {
+			consumers_kill(c);
+			goto close_fds;
+		}
+		f[i].fd = raw_tcp_accept(lfd, &c->child[i], "producer");
+		if (f[i].fd < 0 || wait_ready(&c->child[i], "raw tcp") != 0) {
+			consumers_kill(c);
+			goto close_fds;
+		}
+	}
+	raw_pace_init(&pace, o, "raw-tcp", c->child, NULL);
+	pace.n_children = c->n;
+	if (tcp_produce(f, c->n, &pace, c->child) != 0) {
+		consumers_kill(c);
+		goto fini_pace;
+	}
+	if (consumers_finish(c) != 0)
+		goto fini_pace;
+	raw_pace_warn(&pace, rep, "raw-tcp");
+	rc = consumers_report(c, rep, "raw-tcp");
+fini_pace:
+	raw_pace_fini(&pace);
+close_fds:
+	for (unsigned i = 0; i < c->n; i++)
+		if (f[i].fd >= 0)
+			close(f[i].fd);
+	raw_pin_pop(&saved);
+close_listener:
+	close(lfd);
+free_flows:
+	free(f);
+free_consumers:
+	consumers_free(c);
 	return rc;
 }
 
 int bench_raw_tcp_throughput(const struct bench_opts *o,
 			     struct bench_report *rep)
 {
-	struct tcp_flow f = { .o = o };
-	struct bench_child child;
-	struct raw_pace pace;
-	struct bench_hist hist;
-	cpu_set_t saved;
-	int fd, rc = -1;
+	return tcp_run(o, rep);
+}
 
-	if (bench_hist_init(&hist, RAW_HIST_HIGHEST) != 0)
-		return -1;
-	f.sh = share_map(&hist, &f.sh_len, "raw tcp");
-	if (!f.sh)
-		goto fini_hist;
-	if (raw_tcp_listen(&f.lfd, &f.port, "producer") != 0)
-		goto unmap_share;
-	if (raw_pin_push(bench_cpu_of(o, 0), &saved) != 0)
-		goto close_listener;
-	if (bench_child_spawn(&child, bench_cpu_of(o, 1), tcp_consumer_main,
-			      &f) != 0)
-		goto unpin;
-	fd = raw_tcp_accept(f.lfd, &child, "producer");
-	if (fd < 0) {
-		bench_child_kill(&child);
-		goto unpin;
-	}
-	if (wait_ready(&child, "raw tcp") != 0) {
-		bench_child_kill(&child);
-		close(fd);
-		goto unpin;
-	}
-	raw_pace_init(&pace, o, "raw-tcp", &child, NULL);
-	if (tcp_produce(&f, fd, &pace, &child) != 0) {
-		bench_child_kill(&child);
-		goto fini_pace;
-	}
-	if (bench_child_finish(&child, BENCH_TIMEOUT_NS) != 0)
-		goto fini_pace;
-	raw_pace_warn(&pace, rep, "raw-tcp");
-	share_get(f.sh, &hist);
-	rc = raw_flow_add(o, rep, "raw-tcp", f.sh->messages, f.sh->span_ns,
-			  &hist);
-fini_pace:
-	raw_pace_fini(&pace);
-	close(fd);
-unpin:
-	raw_pin_pop(&saved);
-close_listener:
-	close(f.lfd);
-unmap_share:
-	munmap(f.sh, f.sh_len);
-fini_hist:
-	bench_hist_fini(&hist);
-	return rc;
+int bench_raw_tcp_fanout(const struct bench_opts *o, struct bench_report *rep)
+{
+	return tcp_run(o, rep);
 }

@@ -20,7 +20,10 @@
  *     RAW_VERBS_END set (positions never do) and the number of round trips
  *     in the other bits.
  *
- * The stream (throughput) is described in its section below.
+ * The stream (throughput) is described in its section below; the
+ * fan-out is that stream to bench_subs(o) consumers, one connection each
+ * (each with all of the above), the producer posting every group of
+ * messages to each connection in turn.
  *
  * The two sides are two threads of this process, not two processes as in
  * the shm and tcp baselines: librdmacm keeps the RDMA devices it opened for
@@ -29,7 +32,7 @@
  * share nothing on the data path: each has its own rdma_cm id and event
  * channel, PD, CQs, SRQ, QP and memory, and they talk only through the
  * device, as two processes would. The pong thread is pinned to the pong
- * CPU (the consumer to bench_cpu_of(o, 1), the producer, this thread, to
+ * CPU (consumer i to bench_cpu_of(o, 1 + i), the producer, this thread, to
  * bench_cpu_of(o, 0) for the run); either side notices within a few
  * thousand spins that the other gave up.
  *
@@ -84,6 +87,7 @@ struct vside {
 	const char *who;            /* "ping" or "pong" */
 	const _Atomic int *abort;   /* the other side gave up */
 	struct rdma_event_channel *ch;
+	int ch_borrowed;            /* the listener's: not ours to destroy */
 	struct rdma_cm_id *listen_id; /* ping only */
 	struct rdma_cm_id *id;      /* the connection */
 	struct ibv_pd *pd;
@@ -106,6 +110,8 @@ struct vside {
 	uint32_t peer_pos;          /* where our next write goes */
 	uint32_t my_pos;            /* where the peer's next write lands */
 	uint64_t nsent;
+	uint64_t consumed;          /* producer: what the consumer credited */
+	uint64_t window;            /* producer: writes it can take unconsumed */
 	unsigned sq_used;           /* send WRs posted, not yet reclaimed */
 	unsigned srq_used;          /* receives consumed since last refill */
 	struct ibv_sge sge;
@@ -113,14 +119,30 @@ struct vside {
 	struct ibv_recv_wr rwr[SRQ_BATCH]; /* one chain, posted whole */
 };
 
+struct raw_verbs;
+
+/* A connecting side, in a thread of its own: the pong, or a consumer. */
+struct vcons {
+	struct raw_verbs *r;
+	unsigned index;               /* consumer i runs on CPU
+					 bench_cpu_of(o, 1 + i) */
+	struct vside v;
+	struct raw_rx rx;             /* a consumer's figures */
+	pthread_t thread;
+};
+
 struct raw_verbs {
 	const struct bench_opts *o;
 	struct sockaddr_storage addr; /* --addr; the port is the listener's */
 	_Atomic int ping_failed;
-	_Atomic int pong_failed;
-	int flow;                     /* throughput: producer and consumer */
-	struct raw_rx rx;             /* the consumer's figures */
-	struct vside ping, pong;      /* throughput: producer, consumer */
+	_Atomic int pong_failed;      /* the pong, or any consumer */
+	int flow;                     /* throughput or fanout */
+	unsigned n;                   /* connections: fanout's subscribers,
+					 else 1 */
+	/* Per connection: the listening side's end (ping[0] listens; the
+	 * others share its event channel) and the connecting side. */
+	struct vside *ping;
+	struct vcons *pong;
 };
 
 /* ------------------------------------------------------------ messages */
@@ -465,7 +487,7 @@ static void side_destroy(struct vside *v)
 		rdma_destroy_id(v->id);
 	if (v->listen_id)
 		rdma_destroy_id(v->listen_id);
-	if (v->ch)
+	if (v->ch && !v->ch_borrowed)
 		rdma_destroy_event_channel(v->ch);
 	v->qp = 0;
 	v->srq = NULL;
@@ -724,13 +746,14 @@ static int pong_run(struct raw_verbs *r, struct vside *v)
 	}
 }
 
-static int consumer_run(struct raw_verbs *r, struct vside *v);
+static int consumer_run(struct vcons *c);
 
 static void *pong_thread(void *arg)
 {
-	struct raw_verbs *r = arg;
-	struct vside *v = &r->pong;
-	int rc = r->flow ? consumer_run(r, v) : pong_run(r, v);
+	struct vcons *c = arg;
+	struct raw_verbs *r = c->r;
+	struct vside *v = &c->v;
+	int rc = r->flow ? consumer_run(c) : pong_run(r, v);
 
 	if (rc != 0)
 		atomic_store_explicit(&r->pong_failed, 1, memory_order_release);
@@ -753,7 +776,7 @@ static int ping_listen(struct raw_verbs *r, struct vside *v)
 			BENCH_VERBS_ADDR);
 		return -1;
 	}
-	if (rdma_listen(v->listen_id, 1) != 0) {
+	if (rdma_listen(v->listen_id, (int)r->n) != 0) {
 		v_errno(v, "rdma_listen");
 		return -1;
 	}
@@ -870,9 +893,10 @@ static uint64_t flow_window(const struct vside *v)
 	return v->peer_window < slots ? v->peer_window : slots;
 }
 
-static int consumer_take(struct raw_verbs *r, struct vside *v,
-			 const struct ibv_wc *wc, int *end)
+static int consumer_take(struct vcons *c, const struct ibv_wc *wc, int *end)
 {
+	struct vside *v = &c->v;
+	struct raw_rx *rx = &c->rx;
 	uint32_t imm = be32toh(wc->imm_data);
 	const unsigned char *p = v->ring + v->my_pos;
 
@@ -887,9 +911,9 @@ static int consumer_take(struct raw_verbs *r, struct vside *v,
 	    (wc->wc_flags & IBV_WC_WITH_IMM) && wc->byte_len == 0 &&
 	    (imm & RAW_VERBS_END)) {
 		*end = 1;
-		if (check_end(v, r->rx.next, imm & ~RAW_VERBS_END) != 0)
+		if (check_end(v, rx->next, imm & ~RAW_VERBS_END) != 0)
 			return -1;
-		return raw_rx_end(&r->rx, r->rx.next);
+		return raw_rx_end(rx, rx->next);
 	}
 	if (wc->opcode != IBV_WC_RECV_RDMA_WITH_IMM ||
 	    !(wc->wc_flags & IBV_WC_WITH_IMM) || wc->byte_len != v->o->size ||
@@ -902,12 +926,14 @@ static int consumer_take(struct raw_verbs *r, struct vside *v,
 		return -1;
 	}
 	v->my_pos = next_pos(v->my_pos, v->stride, v->o->size, v->ring_size);
-	return imm & RAW_VERBS_FIRST ? raw_rx_take_first(&r->rx, p) :
-				       raw_rx_take(&r->rx, p);
+	return imm & RAW_VERBS_FIRST ? raw_rx_take_first(rx, p) :
+				       raw_rx_take(rx, p);
 }
 
-static int consumer_run(struct raw_verbs *r, struct vside *v)
+static int consumer_run(struct vcons *c)
 {
+	struct raw_verbs *r = c->r;
+	struct vside *v = &c->v;
 	const struct bench_opts *o = r->o;
 	struct bench_spin spin = { .yield = o->shared_cpu, .who = "consumer",
 				   .abort = &r->ping_failed };
@@ -915,7 +941,8 @@ static int consumer_run(struct raw_verbs *r, struct vside *v)
 	uint64_t credited = 0, every;
 	int end = 0, waiting = 0;
 
-	if (bench_pin_self(bench_cpu_of(o, 1)) != 0 || pong_connect(r, v) != 0)
+	if (bench_pin_self(bench_cpu_of(o, 1 + c->index)) != 0 ||
+	    pong_connect(r, v) != 0)
 		return -1;
 	every = (v->srq_depth - SRQ_BATCH) / 4;
 	while (!end) {
@@ -927,7 +954,7 @@ static int consumer_run(struct raw_verbs *r, struct vside *v)
 			return -1;
 		}
 		if (n == 0) {
-			raw_rx_flush(&r->rx);
+			raw_rx_flush(&c->rx);
 			if (!waiting) {
 				bench_spin_start(&spin, "the next raw verbs "
 						 "message");
@@ -939,10 +966,10 @@ static int consumer_run(struct raw_verbs *r, struct vside *v)
 		}
 		waiting = 0;
 		for (int i = 0; i < n && !end; i++)
-			if (consumer_take(r, v, &wc[i], &end) != 0)
+			if (consumer_take(c, &wc[i], &end) != 0)
 				return -1;
-		if (!end && r->rx.next - credited >= every) {
-			credited = r->rx.next;
+		if (!end && c->rx.next - credited >= every) {
+			credited = c->rx.next;
 			bench_spin_start(&spin, "room to post a credit");
 			if (post_one(v, 0, (uint32_t)credited, &spin) != 0)
 				return -1;
@@ -981,89 +1008,213 @@ static int producer_credits(struct vside *v, uint64_t *consumed)
 	return housekeeping(v);
 }
 
-static int producer_run(struct raw_verbs *r, struct vside *v,
-			struct raw_pace *pace)
+/*
+ * Messages [m, end), all with intended time t, to one consumer: as many
+ * per ibv_post_send as its credits, our send queue and FLOW_CHAIN allow.
+ */
+static int producer_send(struct vside *v, const struct raw_pace *pace,
+			 uint64_t m, uint64_t end, uint64_t t,
+			 struct bench_spin *spin)
+{
+	const struct bench_opts *o = v->o;
+	struct ibv_send_wr wr[FLOW_CHAIN], *bad;
+	struct ibv_sge sge[FLOW_CHAIN];
+	unsigned inl = o->size <= v->max_inline ? IBV_SEND_INLINE : 0;
+
+	bench_spin_start(spin, "credit or send queue room");
+	while (m < end) {
+		uint64_t c = end - m, room = v->window - (m - v->consumed);
+		int rc;
+
+		if (v->sq_depth - v->sq_used < c)
+			c = v->sq_depth - v->sq_used;
+		if (room < c)
+			c = room;
+		if (c > FLOW_CHAIN)
+			c = FLOW_CHAIN;
+		if (!c) {
+			if (producer_credits(v, &v->consumed) != 0 ||
+			    reclaim(v) != 0 || bench_spin_check(spin) != 0)
+				return -1;
+			continue;
+		}
+		for (uint64_t i = 0; i < c; i++, m++) {
+			uint64_t id = ++v->nsent;
+			unsigned char *b = v->buf +
+				(id % v->buf_slots) * v->stride;
+
+			raw_stamp_put(b, o->size, t, m);
+			sge[i] = (struct ibv_sge){
+				.addr = (uintptr_t)b,
+				.length = (uint32_t)o->size,
+				.lkey = v->buf_mr->lkey };
+			wr[i] = (struct ibv_send_wr){
+				.wr_id = id,
+				.next = i + 1 < c ? &wr[i + 1] : NULL,
+				.sg_list = &sge[i],
+				.num_sge = 1,
+				.opcode = IBV_WR_RDMA_WRITE_WITH_IMM,
+				.send_flags = inl |
+					(id % SIGNAL_EVERY ? 0 :
+					 IBV_SEND_SIGNALED),
+				.imm_data = htobe32(v->peer_pos |
+					(m == pace->timed_first ?
+					 RAW_VERBS_FIRST : 0)) };
+			wr[i].wr.rdma.remote_addr = v->peer_addr + v->peer_pos;
+			wr[i].wr.rdma.rkey = v->peer_rkey;
+			v->peer_pos = next_pos(v->peer_pos, v->stride,
+					       o->size, v->peer_size);
+		}
+		rc = ibv_post_send(v->id->qp, wr, &bad);
+		if (rc != 0) {
+			v_err(v, "ibv_post_send", rc);
+			return -1;
+		}
+		v->sq_used += (unsigned)c;
+		if (v->sq_used >= SIGNAL_EVERY && reclaim(v) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Each group of messages to every consumer in turn, then the end. */
+static int producer_run(struct raw_verbs *r, struct raw_pace *pace)
 {
 	const struct bench_opts *o = r->o;
 	struct bench_spin spin = { .yield = o->shared_cpu, .who = "producer",
 				   .abort = &r->pong_failed };
-	struct ibv_send_wr wr[FLOW_CHAIN], *bad;
-	struct ibv_sge sge[FLOW_CHAIN];
-	uint64_t window = flow_window(v), consumed = 0, first, t;
-	unsigned inl = o->size <= v->max_inline ? IBV_SEND_INLINE : 0;
+	uint64_t first, t;
 	int k;
 
-	while ((k = raw_pace_next(pace, 1, UINT64_MAX, &first, &t)) > 0) {
-		uint64_t m = first, end = first + (uint64_t)k;
-
-		bench_spin_start(&spin, "credit or send queue room");
-		while (m < end) {
-			uint64_t c = end - m, room = window - (m - consumed);
-			int rc;
-
-			if (v->sq_depth - v->sq_used < c)
-				c = v->sq_depth - v->sq_used;
-			if (room < c)
-				c = room;
-			if (c > FLOW_CHAIN)
-				c = FLOW_CHAIN;
-			if (!c) {
-				if (producer_credits(v, &consumed) != 0 ||
-				    reclaim(v) != 0 ||
-				    bench_spin_check(&spin) != 0)
-					return -1;
-				continue;
-			}
-			for (uint64_t i = 0; i < c; i++, m++) {
-				uint64_t id = ++v->nsent;
-				unsigned char *b = v->buf +
-					(id % v->buf_slots) * v->stride;
-
-				raw_stamp_put(b, o->size, t, m);
-				sge[i] = (struct ibv_sge){
-					.addr = (uintptr_t)b,
-					.length = (uint32_t)o->size,
-					.lkey = v->buf_mr->lkey };
-				wr[i] = (struct ibv_send_wr){
-					.wr_id = id,
-					.next = i + 1 < c ? &wr[i + 1] : NULL,
-					.sg_list = &sge[i],
-					.num_sge = 1,
-					.opcode = IBV_WR_RDMA_WRITE_WITH_IMM,
-					.send_flags = inl |
-						(id % SIGNAL_EVERY ? 0 :
-						 IBV_SEND_SIGNALED),
-					.imm_data = htobe32(v->peer_pos |
-						(m == pace->timed_first ?
-						 RAW_VERBS_FIRST : 0)) };
-				wr[i].wr.rdma.remote_addr = v->peer_addr +
-							    v->peer_pos;
-				wr[i].wr.rdma.rkey = v->peer_rkey;
-				v->peer_pos = next_pos(v->peer_pos, v->stride,
-						       o->size, v->peer_size);
-			}
-			rc = ibv_post_send(v->id->qp, wr, &bad);
-			if (rc != 0) {
-				v_err(v, "ibv_post_send", rc);
+	for (unsigned j = 0; j < r->n; j++)
+		r->ping[j].window = flow_window(&r->ping[j]);
+	while ((k = raw_pace_next(pace, 1, UINT64_MAX, &first, &t)) > 0)
+		for (unsigned j = 0; j < r->n; j++)
+			if (producer_send(&r->ping[j], pace, first,
+					  first + (uint64_t)k, t, &spin) != 0)
 				return -1;
-			}
-			v->sq_used += (unsigned)c;
-			if (v->sq_used >= SIGNAL_EVERY && reclaim(v) != 0)
-				return -1;
-		}
-	}
 	if (k == RAW_PACE_FAIL)
 		return -1;
 	bench_spin_start(&spin, "room for the end marker");
-	return post_end(v, pace->n, &spin);
+	for (unsigned j = 0; j < r->n; j++)
+		if (post_end(&r->ping[j], pace->n, &spin) != 0)
+			return -1;
+	return 0;
 }
 
 /* -------------------------------------------------------------- the runs */
 
+/* A fan-out's consumers record per-message latencies for first/last:
+ * one mapping for all, touched now so that no page faults in the timed
+ * part. 0, or -1 (said why). */
+static int consumer_windows(struct raw_verbs *r, uint64_t **win, size_t *len)
+{
+	const struct bench_opts *o = r->o;
+	uint64_t n = 0;
+
+	*win = NULL;
+	*len = 0;
+	if (o->mode == BENCH_FANOUT && r->n > 1 &&
+	    o->size >= sizeof(struct bench_stamp))
+		n = bench_fanout_window(o, r->n);
+	if (!n)
+		return 0;
+	*len = (size_t)(n * r->n * sizeof(uint64_t));
+	*win = mmap(NULL, *len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (*win == MAP_FAILED) {
+		fprintf(stderr, "%s: raw verbs: mmap of %zu bytes for the "
+			"consumers' windows failed: %s\n", BENCH_PROG, *len,
+			strerror(errno));
+		*win = NULL;
+		return -1;
+	}
+	for (unsigned i = 0; i < r->n; i++) {
+		r->pong[i].rx.win = *win + i * n;
+		r->pong[i].rx.win_len = n;
+	}
+	return 0;
+}
+
+/* NULL after saying why; free with verbs_free. */
+static struct raw_verbs *verbs_new(const struct bench_opts *o, int flow)
+{
+	/* Big and shared between the threads: not on the stack. */
+	struct raw_verbs *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		goto oom;
+	r->o = o;
+	r->flow = flow;
+	r->n = flow && o->mode == BENCH_FANOUT ? bench_subs(o) : 1;
+	r->ping = calloc(r->n, sizeof(*r->ping));
+	r->pong = calloc(r->n, sizeof(*r->pong));
+	if (!r->ping || !r->pong)
+		goto free_r;
+	for (unsigned i = 0; i < r->n; i++) {
+		r->ping[i] = (struct vside){
+			.o = o, .who = flow ? "producer" : "ping",
+			.abort = &r->pong_failed,
+			.sq_depth = flow ? FLOW_SQ_DEPTH : SQ_DEPTH,
+			.srq_depth = SRQ_DEPTH,
+			.buf_slots = flow ? FLOW_SQ_DEPTH : 1 };
+		r->pong[i] = (struct vcons){ .r = r, .index = i };
+		r->pong[i].v = (struct vside){
+			.o = o, .who = flow ? "consumer" : "pong",
+			.abort = &r->ping_failed,
+			.sq_depth = SQ_DEPTH,
+			.srq_depth = flow ? FLOW_SRQ_DEPTH : SRQ_DEPTH,
+			.buf_slots = 1 };
+	}
+	return r;
+
+free_r:
+	free(r->ping);
+	free(r->pong);
+	free(r);
+oom:
+	fprintf(stderr, "%s: raw verbs: out of memory\n", BENCH_PROG);
+	return NULL;
+}
+
+static void verbs_free(struct raw_verbs *r)
+{
+	free(r->ping);
+	free(r->pong);
+	free(r);
+}
+
 /*
- * Both runs: the listening side in this thread, the connecting one in
- * another, which reports failure through pong_failed and sees ours
- * through ping_failed. `flow` selects throughput.
+ * Start connecting side i and accept its connection, before the next
+ * one starts: the listener's events then come one connection at a time.
+ * 1 if the thread started (to be joined), 0 if not; *ok cleared on any
+ * failure.
+ */
+static int verbs_connect_one(struct raw_verbs *r, unsigned i, int *ok)
+{
+	struct vside *v = &r->ping[i];
+	int err;
+
+	if (i > 0) {
+		v->ch = r->ping[0].ch;
+		v->ch_borrowed = 1;
+	}
+	err = pthread_create(&r->pong[i].thread, NULL, pong_thread,
+			     &r->pong[i]);
+	if (err != 0) {
+		v_err(v, "pthread_create", err);
+		*ok = 0;
+		return 0;
+	}
+	*ok = ping_accept(r, v) == 0;
+	return 1;
+}
+
+/*
+ * Every run: the listening side in this thread, the connecting ones (one,
+ * or a fan-out's consumers) in threads of their own, which report failure
+ * through pong_failed and see ours through ping_failed. `flow` selects
+ * throughput or fanout, by o->mode.
  */
 static int verbs_run(const struct bench_opts *o, int flow,
 		     struct bench_report *rep)
@@ -1071,74 +1222,69 @@ static int verbs_run(const struct bench_opts *o, int flow,
 	struct raw_verbs *r;
 	struct bench_pp pp;
 	struct raw_pace pace;
-	pthread_t thread;
+	struct raw_rx *rx[BENCH_MAX_SUBS];
+	uint64_t *win = NULL;
+	size_t win_len = 0;
+	unsigned inited = 0, started = 0;
 	cpu_set_t saved;
-	int rc = -1, err, ok;
+	int rc = -1, err, ok = 1;
 
-	/* Big and shared between the threads: not on the stack. */
-	r = calloc(1, sizeof(*r));
-	if (!r) {
-		fprintf(stderr, "%s: raw verbs: out of memory\n", BENCH_PROG);
+	r = verbs_new(o, flow);
+	if (!r)
 		return -1;
-	}
-	r->o = o;
-	r->flow = flow;
-	r->ping = (struct vside){ .o = o, .who = flow ? "producer" : "ping",
-				  .abort = &r->pong_failed,
-				  .sq_depth = flow ? FLOW_SQ_DEPTH : SQ_DEPTH,
-				  .srq_depth = SRQ_DEPTH,
-				  .buf_slots = flow ? FLOW_SQ_DEPTH : 1 };
-	r->pong = (struct vside){ .o = o, .who = flow ? "consumer" : "pong",
-				  .abort = &r->ping_failed,
-				  .sq_depth = SQ_DEPTH,
-				  .srq_depth = flow ? FLOW_SRQ_DEPTH :
-						      SRQ_DEPTH,
-				  .buf_slots = 1 };
-	if (flow ? raw_rx_init(&r->rx, o, "raw verbs") :
-		   bench_pp_init(&pp, o, "raw"))
+	if (!flow && bench_pp_init(&pp, o, "raw") != 0)
 		goto free_r;
-	if (raw_pin_push(flow ? bench_cpu_of(o, 0) : -1, &saved) != 0)
-		goto fini;
-	if (parse_addr(r) != 0 || ping_listen(r, &r->ping) != 0)
-		goto destroy;
-	err = pthread_create(&thread, NULL, pong_thread, r);
-	if (err != 0) {
-		v_err(&r->ping, "pthread_create", err);
-		goto destroy;
+	for (; flow && inited < r->n; inited++) {
+		if (raw_rx_init(&r->pong[inited].rx, o, "raw verbs") != 0)
+			goto fini;
+		rx[inited] = &r->pong[inited].rx;
 	}
-	ok = ping_accept(r, &r->ping) == 0;
+	if (flow && consumer_windows(r, &win, &win_len) != 0)
+		goto fini;
+	if (raw_pin_push(flow ? bench_cpu_of(o, 0) : -1, &saved) != 0)
+		goto unmap_windows;
+	if (parse_addr(r) != 0 || ping_listen(r, &r->ping[0]) != 0)
+		goto destroy;
+	while (ok && started < r->n)
+		started += (unsigned)verbs_connect_one(r, started, &ok);
 	if (ok && flow) {
 		raw_pace_init(&pace, o, "raw-verbs", NULL, &r->pong_failed);
-		ok = producer_run(r, &r->ping, &pace) == 0;
+		ok = producer_run(r, &pace) == 0;
 		raw_pace_fini(&pace);
 		if (ok)
 			raw_pace_warn(&pace, rep, "raw-verbs");
 	} else if (ok) {
-		ok = ping_run(r, &r->ping, &pp) == 0;
+		ok = ping_run(r, &r->ping[0], &pp) == 0;
 	}
 	if (!ok)
 		atomic_store_explicit(&r->ping_failed, 1, memory_order_release);
-	/* Every wait of the other thread is bounded, and it sees
+	/* Every wait of the other threads is bounded, and they see
 	 * ping_failed. */
-	err = pthread_join(thread, NULL);
-	if (err != 0) {
-		v_err(&r->ping, "pthread_join", err);
-		ok = 0;
+	for (unsigned i = 0; i < started; i++) {
+		err = pthread_join(r->pong[i].thread, NULL);
+		if (err != 0) {
+			v_err(&r->ping[i], "pthread_join", err);
+			ok = 0;
+		}
 	}
 	if (ok && !atomic_load(&r->pong_failed))
-		rc = flow ? raw_flow_add(o, rep, "raw-verbs", r->rx.timed_n,
-					 raw_rx_span(&r->rx), &r->rx.hist) :
+		rc = flow ? raw_flow_report(o, rep, "raw-verbs", rx, r->n) :
 			    bench_pp_add(&pp, rep, "raw-verbs");
 destroy:
-	side_destroy(&r->ping);
+	/* The first side owns the event channel the others borrow. */
+	for (unsigned i = r->n; i-- > 0;)
+		side_destroy(&r->ping[i]);
 	raw_pin_pop(&saved);
+unmap_windows:
+	if (win)
+		munmap(win, win_len);
 fini:
-	if (flow)
-		raw_rx_fini(&r->rx);
-	else
+	while (inited-- > 0)
+		raw_rx_fini(&r->pong[inited].rx);
+	if (!flow)
 		bench_pp_fini(&pp);
 free_r:
-	free(r);
+	verbs_free(r);
 	return rc;
 }
 
@@ -1150,6 +1296,12 @@ int bench_raw_verbs_pingpong(const struct bench_opts *o,
 
 int bench_raw_verbs_throughput(const struct bench_opts *o,
 			       struct bench_report *rep)
+{
+	return verbs_run(o, 1, rep);
+}
+
+int bench_raw_verbs_fanout(const struct bench_opts *o,
+			   struct bench_report *rep)
 {
 	return verbs_run(o, 1, rep);
 }

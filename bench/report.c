@@ -264,8 +264,8 @@ static void result_warnings(struct bench_report *rep)
 			   n_clamped == 1 ? "" : "s", (double)range / 1e9);
 }
 
-/* A note, not a warning: what a raw row stands for when no raw version
- * of the mode exists. Empty when there is nothing to say. */
+/* A note, not a warning: what the raw rows of a fan-out or streams run
+ * stand for. Empty when there is nothing to say. */
 static void baseline_note(const struct bench_opts *o,
 			  const struct bench_report *rep, char *buf,
 			  size_t len)
@@ -273,15 +273,28 @@ static void baseline_note(const struct bench_opts *o,
 	buf[0] = '\0';
 	if (o->mode != BENCH_FANOUT && o->mode != BENCH_STREAMS)
 		return;
-	for (size_t i = 0; i < rep->n; i++)
-		if (strncmp(rep->r[i].impl, "raw", 3) == 0) {
+	for (size_t i = 0; i < rep->n; i++) {
+		const struct bench_result *r = &rep->r[i];
+
+		if (strncmp(r->impl, "raw", 3) != 0)
+			continue;
+		if (r->mode == BENCH_FANOUT)
+			snprintf(buf, len, "the %s rows are the same fan-out "
+				 "without muon: one producer hands every "
+				 "message to each of %u consumers in turn (%s "
+				 "each); muon/raw pairs the rows of each "
+				 "series", r->impl, bench_subs(o),
+				 r->transport == BENCH_SHM ? "a ring" :
+				 r->transport == BENCH_TCP ? "a connection" :
+				 "an RC QP");
+		else
 			snprintf(buf, len, "the %s rows are the bare "
 				 "throughput to one subscriber, the floor for "
-				 "%s (there is no raw %s)", rep->r[i].impl,
+				 "%s (there is no raw %s)", r->impl,
 				 bench_mode_name(o->mode),
 				 bench_mode_name(o->mode));
-			return;
-		}
+		return;
+	}
 }
 
 /* ---------------------------------------------------------- the header */

@@ -218,6 +218,23 @@ else
 	fail "throughput --raw --json: exit status $?: $(tail -n 3 "$tmp/err")"
 fi
 
+# The bare fan-out: rows of the muon fan-out's series, each paired with
+# its muon row, and a note that says what they are.
+if "$mb" fanout --transport shm --subs 2 --size 64 --duration 0.1 --raw \
+	--no-progress --json >"$tmp/fo.json" 2>"$tmp/err"; then
+	json_check "$tmp/fo.json" '[.results[] | select(.impl == "raw-shm"
+			and .latency_kind == "oneway" and .lost == 0
+			and .messages > 0) | .series]
+			== ["sub0","sub1","first","last"]
+		and ([.ratios[] | select(.base == "raw-shm") | .series]
+			== ["sub0","sub1","first","last"])
+		and (.notes[0] | test("same fan-out without muon"))
+		and ([.warnings[] | select(test("^raw-shm fanout 64 B to 2 subscribers: latency of the last / the first"))]
+			| length == 1)' "fanout --raw: rows, ratios, note"
+else
+	fail "fanout --raw --json: exit status $?: $(tail -n 3 "$tmp/err")"
+fi
+
 # The percentile plot: gnuplot (scripts/setup.sh installs gnuplot-nox)
 # must have written a PNG.
 if "$mb" pingpong --raw-only --transport shm $tiny --png "$tmp/p.png" \

@@ -4,8 +4,10 @@
 # CI smoke test of one muon-bench mode on one transport: a short run in CSV
 # must exit 0, print at least one result row per expected series, every
 # row with messages delivered and none lost, and a latency for every
-# one-way or round-trip row. Figures are not judged: CI machines are too
-# noisy for that (docs/performance.md has the real runs).
+# one-way or round-trip row. With --raw the baseline's rows are expected
+# too: the same series (streams: the one-subscriber floor, "sub"). Figures
+# are not judged: CI machines are too noisy for that
+# (docs/performance.md has the real runs).
 set -eu
 
 bench=$1 mode=$2 transport=$3
@@ -31,6 +33,10 @@ streams) args="--duration 0.3 --warmup 1000 --pubs 8 --topics 3"
 	want="all" ;;
 *) echo "test_smoke.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
+raw=
+for a in "$@"; do
+	case $a in --raw|-r) raw=raw-$transport ;; esac
+done
 
 # shellcheck disable=SC2086 # args is a word list on purpose
 status=0
@@ -44,6 +50,14 @@ for s in $want; do
 	grep -q "^muon,$s,$mode,$transport," "$out" ||
 		fail "no result row for series '$s'"
 done
+if [ -n "$raw" ]; then
+	rawmode=$mode rawwant=$want
+	[ "$mode" = streams ] && rawmode=throughput rawwant=sub
+	for s in $rawwant; do
+		grep -q "^$raw,$s,$rawmode,$transport," "$out" ||
+			fail "no $raw result row for series '$s'"
+	done
+fi
 # messages > 0, lost == 0, and latency samples unless the row is
 # throughput-only. Not a p50: on a loaded CI machine a short flat-out run
 # (latency sampled 1 in 64) may have too few samples for one, which the
