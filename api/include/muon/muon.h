@@ -260,7 +260,11 @@ MUON_API int muon_ctx_listen_endpoint(const muon_ctx_t *ctx, unsigned index,
  * muon_ctx_arm() at the latest (or with a later publish once about 20 us
  * have passed, or once 64 KiB, at most max_msg_size, of a stream wait). A
  * thread that publishes should therefore keep polling, as it must anyway
- * to be told of back-pressure and slow subscribers.
+ * to be told of back-pressure and slow subscribers. It should also publish
+ * everything it has to send before it polls: a poll after every publish
+ * makes each tcp message a send() of its own, several microseconds each
+ * (on loopback about 150-200 k messages/s in all), where publishing a
+ * backlog first sends it in two.
  *
  * @return the number of messages delivered and other work items done (0 when
  *         idle); MUON_EINVAL for a NULL ctx; MUON_ESTATE when called from a
