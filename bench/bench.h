@@ -367,6 +367,17 @@ void bench_check_clock(struct bench_report *rep);
  * may run on: the caller exits 1. */
 int bench_check_cpus(const struct bench_opts *o, unsigned busy_sides,
 		     struct bench_report *rep);
+/*
+ * How much time the host takes from a busy thread (noise.c): a 100 ms
+ * loop reading the clock on each CPU of the run's sides at once, gaps of
+ * 2 us or more counted as lost. Warns past 1 % lost or a 100 us stall.
+ * bench_noise_print() writes what was found for the report's header
+ * (json: the elements of an array); nothing if it was not measured.
+ */
+void bench_check_noise(const struct bench_opts *o, unsigned busy_sides,
+		       struct bench_report *rep);
+void bench_noise_print(FILE *f, int json);
+int bench_noise_measured(void);
 
 /*
  * Progress on stderr, one line rewritten in place, only when stderr is a

@@ -409,6 +409,12 @@ static void print_header(FILE *f, const struct bench_opts *o,
 	if (clock_info.measured)
 		fprintf(f, ", %" PRIu64 " ns per read", clock_info.read_ns);
 	fprintf(f, "\n");
+	if (bench_noise_measured()) {
+		fprintf(f, "# stalls:    time lost in gaps of 2 us or more of a "
+			"busy loop: ");
+		bench_noise_print(f, 0);
+		fprintf(f, "\n");
+	}
 	for (size_t i = 0; i < rep->n; i++)
 		kinds[rep->r[i].lat] = 1;
 	fprintf(f, "# latency:   in %s", us ? "microseconds" : "nanoseconds");
@@ -673,6 +679,11 @@ static void print_json(const struct bench_opts *o,
 	if (clock_info.source[0]) {
 		fputs(",\"clocksource\":", f);
 		json_str(f, clock_info.source);
+	}
+	if (bench_noise_measured()) {
+		fputs(",\"host_stalls\":[", f);
+		bench_noise_print(f, 1);
+		fputc(']', f);
 	}
 	fputs(",\"results\":[", f);
 	for (size_t i = 0; i < rep->n; i++) {

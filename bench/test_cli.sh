@@ -235,6 +235,34 @@ else
 	fail "fanout --raw --json: exit status $?: $(tail -n 3 "$tmp/err")"
 fi
 
+# Host stalls (noise.c): measured on the run's CPUs and reported. With a
+# busy loop pinned to the same CPU the scheduler gives the check about
+# half the time, so it must see at least a third lost and warn.
+json_check "$tmp/tp.json" '(.host_stalls | length) >= 1
+	and ([.host_stalls[] | select(.lost_pct >= 0 and .lost_pct <= 100
+		and .stalls >= 0 and .max_ns >= 0)] | length)
+		== (.host_stalls | length)' "host_stalls: entries"
+"$mb" pingpong --transport shm $tiny --no-progress >"$tmp/st.out" 2>&1 ||
+	fail "pingpong (stalls line): exit status $?"
+grep -q '^# stalls:    time lost in gaps of 2 us or more of a busy loop: CPU ' \
+	"$tmp/st.out" || fail "table: no '# stalls:' line"
+if command -v taskset >/dev/null 2>&1; then
+	taskset -c 0 sh -c 'while :; do :; done' &
+	hog=$!
+	"$mb" throughput --transport shm --cpu 0 --count 2000 --warmup 100 \
+		--no-progress --json >"$tmp/hog.json" 2>"$tmp/err"
+	st=$?
+	kill "$hog"
+	wait "$hog" 2>/dev/null
+	[ "$st" = 0 ] || fail "throughput next to a CPU hog: exit status $st"
+	json_check "$tmp/hog.json" '([.host_stalls[] | select(.cpu == 0
+			and .lost_pct >= 33)] | length == 1)
+		and ([.warnings[] | select(test("^CPU 0 lost [0-9.]+% of a 100 ms busy loop"))]
+			| length == 1)' "host_stalls: a CPU hog not seen: $(cat "$tmp/hog.json")"
+else
+	fail "taskset (util-linux) is needed for the host-stall check"
+fi
+
 # The percentile plot: gnuplot (scripts/setup.sh installs gnuplot-nox)
 # must have written a PNG.
 if "$mb" pingpong --raw-only --transport shm $tiny --png "$tmp/p.png" \

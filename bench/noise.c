@@ -1,0 +1,189 @@
+/*
+ * muon-bench: how much time the host takes from a busy thread, measured
+ * before the run on every CPU the run's sides are pinned to.
+ *
+ * A virtual machine's vCPU, a CPU that takes interrupts or one shared
+ * with other tasks stops a busy-polling thread now and then for tens of
+ * microseconds. Every message that falls due during such a stall carries
+ * it, so at a fixed rate about that share of the messages end up in the
+ * latency tail whatever the middleware does, and a percentile at that
+ * edge (p90 on a VM that takes 7 %) swings with it. A loop that only
+ * reads the clock shows the stalls as gaps between two reads: one such
+ * loop per CPU, all at once, as the run's sides will be.
+ *
+ * Copyright 2026 The muon authors. Licensed under the Apache License 2.0.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Long enough to catch stalls that come every few milliseconds, short
+ * enough not to matter next to a run. */
+#define NOISE_NS (100ull * 1000000ull)
+/* Two clock reads in a row are tens of nanoseconds apart: a gap this long
+ * is time the thread did not have. */
+#define NOISE_GAP_NS 2000ull
+/* Warn past this share of the loop lost, or a single stall this long. */
+#define NOISE_WARN_PERMILLE 10
+#define NOISE_WARN_MAX_NS 100000ull
+
+struct noise_cpu {
+	int cpu;           /* -1: wherever the scheduler puts it */
+	int measured;
+	uint64_t span_ns;  /* the loop's length */
+	uint64_t lost_ns;  /* in gaps of NOISE_GAP_NS or more */
+	uint64_t gaps;
+	uint64_t max_ns;
+};
+
+static struct {
+	unsigned n;
+	struct noise_cpu c[BENCH_MAX_CPUS];
+} noise;
+
+static void *noise_loop(void *arg)
+{
+	struct noise_cpu *c = arg;
+	uint64_t t0, prev, t;
+
+	if (c->cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(c->cpu, &set);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set),
+					   &set) != 0)
+			return NULL;
+	}
+	t0 = prev = bench_now_ns();
+	while ((t = bench_now_ns()) - t0 < NOISE_NS) {
+		uint64_t gap = t - prev;
+
+		prev = t;
+		if (gap < NOISE_GAP_NS)
+			continue;
+		c->lost_ns += gap;
+		c->gaps++;
+		if (gap > c->max_ns)
+			c->max_ns = gap;
+	}
+	c->span_ns = t - t0;
+	c->measured = 1;
+	return NULL;
+}
+
+/* The distinct CPUs of the run's busy sides; one unpinned entry if none
+ * is pinned. */
+static void noise_cpus(const struct bench_opts *o, unsigned busy_sides)
+{
+	int cpus[BENCH_MAX_CPUS + 2];
+	unsigned n = 0;
+
+	if (o->mode == BENCH_PINGPONG) {
+		cpus[n++] = o->ping_cpu;
+		cpus[n++] = o->pong_cpu;
+	} else {
+		for (unsigned i = 0; i < busy_sides && n < BENCH_MAX_CPUS; i++)
+			cpus[n++] = bench_cpu_of(o, i);
+	}
+	noise.n = 0;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned j;
+
+		if (cpus[i] < 0)
+			continue;
+		for (j = 0; j < noise.n && noise.c[j].cpu != cpus[i]; j++)
+			;
+		if (j == noise.n && noise.n < BENCH_MAX_CPUS)
+			noise.c[noise.n++].cpu = cpus[i];
+	}
+	if (!noise.n)
+		noise.c[noise.n++].cpu = -1;
+}
+
+void bench_check_noise(const struct bench_opts *o, unsigned busy_sides,
+		       struct bench_report *rep)
+{
+	pthread_t thr[BENCH_MAX_CPUS];
+	int started[BENCH_MAX_CPUS] = { 0 };
+
+	memset(&noise, 0, sizeof(noise));
+	noise_cpus(o, busy_sides);
+	for (unsigned i = 0; i < noise.n; i++) {
+		int err = pthread_create(&thr[i], NULL, noise_loop,
+					 &noise.c[i]);
+
+		if (err) {
+			bench_warn(rep, "host stalls not measured: "
+				   "pthread_create: %s", strerror(err));
+			break;
+		}
+		started[i] = 1;
+	}
+	for (unsigned i = 0; i < noise.n; i++)
+		if (started[i])
+			pthread_join(thr[i], NULL);
+	for (unsigned i = 0; i < noise.n; i++) {
+		const struct noise_cpu *c = &noise.c[i];
+		char where[32];
+
+		if (!c->measured || !c->span_ns)
+			continue;
+		if (c->lost_ns * 1000 < c->span_ns * NOISE_WARN_PERMILLE &&
+		    c->max_ns < NOISE_WARN_MAX_NS)
+			continue;
+		if (c->cpu >= 0)
+			snprintf(where, sizeof(where), "CPU %d", c->cpu);
+		else
+			snprintf(where, sizeof(where), "an unpinned thread");
+		/* bench_warn keeps 255 characters. */
+		bench_warn(rep, "%s lost %.1f%% of a %llu ms busy loop "
+			   "in %" PRIu64 " stalls of %llu us or more (longest "
+			   "%.0f us), taken by the host: at a fixed rate about "
+			   "that share of messages carries such a stall", where,
+			   100.0 * (double)c->lost_ns / (double)c->span_ns,
+			   NOISE_NS / 1000000, c->gaps,
+			   NOISE_GAP_NS / 1000, (double)c->max_ns / 1e3);
+	}
+}
+
+void bench_noise_print(FILE *f, int json)
+{
+	int first = 1;
+
+	for (unsigned i = 0; i < noise.n; i++) {
+		const struct noise_cpu *c = &noise.c[i];
+		double pct;
+
+		if (!c->measured || !c->span_ns)
+			continue;
+		pct = 100.0 * (double)c->lost_ns / (double)c->span_ns;
+		if (json)
+			fprintf(f, "%s{\"cpu\":%d,\"lost_pct\":%.2f,\"stalls\":"
+				"%" PRIu64 ",\"max_ns\":%" PRIu64 "}",
+				first ? "" : ",", c->cpu, pct, c->gaps,
+				c->max_ns);
+		else if (c->cpu >= 0)
+			fprintf(f, "%sCPU %d %.1f%% (longest %.0f us)",
+				first ? "" : ", ", c->cpu, pct,
+				(double)c->max_ns / 1e3);
+		else
+			fprintf(f, "%sunpinned %.1f%% (longest %.0f us)",
+				first ? "" : ", ", pct,
+				(double)c->max_ns / 1e3);
+		first = 0;
+	}
+}
+
+int bench_noise_measured(void)
+{
+	for (unsigned i = 0; i < noise.n; i++)
+		if (noise.c[i].measured)
+			return 1;
+	return 0;
+}
