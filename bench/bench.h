@@ -368,7 +368,7 @@ void bench_check_clock(struct bench_report *rep);
 int bench_check_cpus(const struct bench_opts *o, unsigned busy_sides,
 		     struct bench_report *rep);
 /*
- * How much time the host takes from a busy thread (noise.c): a 100 ms
+ * How much time the host takes from a busy thread (host.c): a 100 ms
  * loop reading the clock on each CPU of the run's sides at once, gaps of
  * 2 us or more counted as lost. Warns past 1 % lost or a 100 us stall.
  * bench_noise_print() writes what was found for the report's header
@@ -378,6 +378,14 @@ void bench_check_noise(const struct bench_opts *o, unsigned busy_sides,
 		       struct bench_report *rep);
 void bench_noise_print(FILE *f, int json);
 int bench_noise_measured(void);
+/*
+ * Where the run's pinned CPUs sit (host.c, from sysfs, or the tree named
+ * by $MUON_BENCH_SYSFS): warns when two are hyper-thread siblings, when
+ * they span NUMA nodes, and when a CPU's frequency governor is not
+ * "performance". Says nothing when sysfs does not tell.
+ */
+void bench_check_host(const struct bench_opts *o, unsigned busy_sides,
+		      struct bench_report *rep);
 
 /*
  * Progress on stderr, one line rewritten in place, only when stderr is a

@@ -820,6 +820,7 @@ int main(int argc, char **argv)
 	bench_check_clock(&rep);
 	if (bench_check_cpus(&o, busy_sides(&o), &rep) != 0)
 		goto fini_report;
+	bench_check_host(&o, busy_sides(&o), &rep);
 	bench_check_noise(&o, busy_sides(&o), &rep);
 	/* The ping side of every ping-pong runs in this thread; the flow
 	 * modes pin their publisher themselves. */

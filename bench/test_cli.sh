@@ -265,6 +265,40 @@ else
 	fail "taskset (util-linux) is needed for the host-stall check"
 fi
 
+# Where the CPUs sit (host.c), from a fake sysfs: the run's two CPUs as
+# hyper-thread siblings on two NUMA nodes (impossible, but each check
+# sees one thing), the first with the powersave governor; then the same
+# tree without any of it, which must stay quiet.
+c1=$(taskset -cp $$ | sed 's/.*: //' | tr ',' '\n' |
+	awk -F- -v c0="$c0" '{ for (c = $1; c <= ($2 == "" ? $1 : $2); c++)
+		if (c != c0) { print c; exit } }')
+if [ -n "$c1" ]; then
+	fake=$tmp/sys/devices/system/cpu
+	mkdir -p "$fake/cpu$c0/topology" "$fake/cpu$c1/topology" \
+		"$fake/cpu$c0/node0" "$fake/cpu$c1/node1" "$fake/cpu$c0/cpufreq"
+	echo "$c0,$c1" >"$fake/cpu$c0/topology/thread_siblings_list"
+	echo "$c0,$c1" >"$fake/cpu$c1/topology/thread_siblings_list"
+	echo powersave >"$fake/cpu$c0/cpufreq/scaling_governor"
+	MUON_BENCH_SYSFS=$tmp/sys "$mb" pingpong --raw-only --transport shm \
+		--cpu "$c0,$c1" $tiny --no-progress --json >"$tmp/topo.json" \
+		2>"$tmp/err" || fail "pingpong with a fake sysfs: exit status $?"
+	json_check "$tmp/topo.json" "([.warnings[] | select(test(\"^CPUs $c0 and $c1 are hyper-thread siblings\"))] | length == 1)
+		and ([.warnings[] | select(test(\"^the run's CPUs are on more than one NUMA node \\\\(CPU $c0 on node 0, CPU $c1 on node 1\\\\)\"))] | length == 1)
+		and ([.warnings[] | select(test(\"^CPU $c0's frequency governor is 'powersave'\"))] | length == 1)" \
+		"host topology: warnings from a fake sysfs: $(cat "$tmp/topo.json")"
+	echo "$c0" >"$fake/cpu$c0/topology/thread_siblings_list"
+	echo "$c1" >"$fake/cpu$c1/topology/thread_siblings_list"
+	rmdir "$fake/cpu$c1/node1" && mkdir "$fake/cpu$c1/node0"
+	echo performance >"$fake/cpu$c0/cpufreq/scaling_governor"
+	MUON_BENCH_SYSFS=$tmp/sys "$mb" pingpong --raw-only --transport shm \
+		--cpu "$c0,$c1" $tiny --no-progress --json >"$tmp/topo.json" \
+		2>"$tmp/err" || fail "pingpong with a quiet fake sysfs: exit status $?"
+	json_check "$tmp/topo.json" '[.warnings[] | select(test("hyper-thread|NUMA|governor"))] | length == 0' \
+		"host topology: a quiet fake sysfs warned: $(cat "$tmp/topo.json")"
+else
+	fail "the host topology check needs two CPUs this process may use"
+fi
+
 # The percentile plot: gnuplot (scripts/setup.sh installs gnuplot-nox)
 # must have written a PNG.
 if "$mb" pingpong --raw-only --transport shm $tiny --png "$tmp/p.png" \

@@ -1,7 +1,10 @@
 /*
- * muon-bench: how much time the host takes from a busy thread, measured
- * before the run on every CPU the run's sides are pinned to.
+ * muon-bench: what the host does to the run's CPUs, checked before the
+ * run: how much time it takes from a busy thread (bench_check_noise), and
+ * how the CPUs sit (bench_check_host: hyper-thread siblings, NUMA nodes,
+ * frequency governor).
  *
+ * Stalls.
  * A virtual machine's vCPU, a CPU that takes interrupts or one shared
  * with other tasks stops a busy-polling thread now and then for tens of
  * microseconds. Every message that falls due during such a stall carries
@@ -15,8 +18,10 @@
  */
 #include "bench.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -77,12 +82,12 @@ static void *noise_loop(void *arg)
 	return NULL;
 }
 
-/* The distinct CPUs of the run's busy sides; one unpinned entry if none
- * is pinned. */
-static void noise_cpus(const struct bench_opts *o, unsigned busy_sides)
+/* The distinct pinned CPUs of the run's busy sides into out[]; how many. */
+static unsigned run_cpus(const struct bench_opts *o, unsigned busy_sides,
+			 int *out)
 {
 	int cpus[BENCH_MAX_CPUS + 2];
-	unsigned n = 0;
+	unsigned n = 0, m = 0;
 
 	if (o->mode == BENCH_PINGPONG) {
 		cpus[n++] = o->ping_cpu;
@@ -91,17 +96,27 @@ static void noise_cpus(const struct bench_opts *o, unsigned busy_sides)
 		for (unsigned i = 0; i < busy_sides && n < BENCH_MAX_CPUS; i++)
 			cpus[n++] = bench_cpu_of(o, i);
 	}
-	noise.n = 0;
 	for (unsigned i = 0; i < n; i++) {
 		unsigned j;
 
 		if (cpus[i] < 0)
 			continue;
-		for (j = 0; j < noise.n && noise.c[j].cpu != cpus[i]; j++)
+		for (j = 0; j < m && out[j] != cpus[i]; j++)
 			;
-		if (j == noise.n && noise.n < BENCH_MAX_CPUS)
-			noise.c[noise.n++].cpu = cpus[i];
+		if (j == m && m < BENCH_MAX_CPUS)
+			out[m++] = cpus[i];
 	}
+	return m;
+}
+
+/* The CPUs to loop on: the run's, or one unpinned loop if none is pinned. */
+static void noise_cpus(const struct bench_opts *o, unsigned busy_sides)
+{
+	int cpus[BENCH_MAX_CPUS];
+
+	noise.n = run_cpus(o, busy_sides, cpus);
+	for (unsigned i = 0; i < noise.n; i++)
+		noise.c[i].cpu = cpus[i];
 	if (!noise.n)
 		noise.c[noise.n++].cpu = -1;
 }
@@ -186,4 +201,134 @@ int bench_noise_measured(void)
 		if (noise.c[i].measured)
 			return 1;
 	return 0;
+}
+
+/* ------------------------------------------------------------ topology */
+
+/* sysfs, or a tree laid out like it (MUON_BENCH_SYSFS, for the tests). */
+static const char *sysfs(void)
+{
+	const char *s = getenv("MUON_BENCH_SYSFS");
+
+	return s && *s ? s : "/sys";
+}
+
+/* The first line of a sysfs file of CPU `cpu`, without its newline; 0,
+ * or -1 when there is no such file. */
+static int cpu_attr(int cpu, const char *name, char *buf, size_t len)
+{
+	char path[512];
+	FILE *f;
+	int rc = -1;
+
+	snprintf(path, sizeof(path), "%s/devices/system/cpu/cpu%d/%s",
+		 sysfs(), cpu, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fgets(buf, (int)len, f)) {
+		buf[strcspn(buf, "\n")] = '\0';
+		rc = 0;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* Whether `cpu` is in a CPU list as sysfs writes them ("0-3,8"). */
+static int list_has(const char *list, int cpu)
+{
+	const char *p = list;
+
+	while (*p) {
+		char *end;
+		long a = strtol(p, &end, 10), b;
+
+		if (end == p)
+			return 0;
+		b = a;
+		if (*end == '-') {
+			p = end + 1;
+			b = strtol(p, &end, 10);
+			if (end == p)
+				return 0;
+		}
+		if (cpu >= a && cpu <= b)
+			return 1;
+		p = *end == ',' ? end + 1 : end;
+		if (*end != ',')
+			break;
+	}
+	return 0;
+}
+
+/* The NUMA node of `cpu` (its nodeN entry in sysfs), or -1 if unknown. */
+static int cpu_node(int cpu)
+{
+	char path[512];
+	struct dirent *e;
+	DIR *d;
+	int node = -1;
+
+	snprintf(path, sizeof(path), "%s/devices/system/cpu/cpu%d", sysfs(),
+		 cpu);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long n;
+
+		if (strncmp(e->d_name, "node", 4) != 0)
+			continue;
+		n = strtol(e->d_name + 4, &end, 10);
+		if (end != e->d_name + 4 && *end == '\0' && n >= 0) {
+			node = (int)n;
+			break;
+		}
+	}
+	closedir(d);
+	return node;
+}
+
+void bench_check_host(const struct bench_opts *o, unsigned busy_sides,
+		      struct bench_report *rep)
+{
+	int cpus[BENCH_MAX_CPUS];
+	unsigned n = run_cpus(o, busy_sides, cpus);
+	int first_node = -1, first_cpu = -1, warned_numa = 0;
+	char buf[256];
+
+	for (unsigned i = 0; i < n; i++) {
+		int node;
+
+		/* Siblings share a core's caches and pipeline: two sides on
+		 * them measure something no pair of cores does. */
+		if (cpu_attr(cpus[i], "topology/thread_siblings_list", buf,
+			     sizeof(buf)) == 0)
+			for (unsigned j = i + 1; j < n; j++)
+				if (list_has(buf, cpus[j]))
+					bench_warn(rep, "CPUs %d and %d are "
+						   "hyper-thread siblings of one "
+						   "core: they share its caches "
+						   "and pipeline, so the figures "
+						   "are not those of two cores",
+						   cpus[i], cpus[j]);
+		node = cpu_node(cpus[i]);
+		if (node >= 0 && first_node < 0) {
+			first_node = node;
+			first_cpu = cpus[i];
+		} else if (node >= 0 && node != first_node && !warned_numa) {
+			bench_warn(rep, "the run's CPUs are on more than one "
+				   "NUMA node (CPU %d on node %d, CPU %d on "
+				   "node %d): what crosses between them goes "
+				   "over the interconnect", first_cpu,
+				   first_node, cpus[i], node);
+			warned_numa = 1;
+		}
+		if (cpu_attr(cpus[i], "cpufreq/scaling_governor", buf,
+			     sizeof(buf)) == 0 && strcmp(buf, "performance"))
+			bench_warn(rep, "CPU %d's frequency governor is '%.32s', "
+				   "not 'performance': its clock follows the "
+				   "load, and latency with it", cpus[i], buf);
+	}
 }
