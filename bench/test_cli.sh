@@ -235,7 +235,7 @@ else
 	fail "fanout --raw --json: exit status $?: $(tail -n 3 "$tmp/err")"
 fi
 
-# Host stalls (noise.c): measured on the run's CPUs and reported. With a
+# Host stalls (host.c): measured on the run's CPUs and reported. With a
 # busy loop pinned to the same CPU the scheduler gives the check about
 # half the time, so it must see at least a third lost and warn.
 json_check "$tmp/tp.json" '(.host_stalls | length) >= 1
