@@ -33,6 +33,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <rdma/rdma_cma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -114,8 +115,7 @@ static void rx_config(struct rx *r, const char *topic, muon_sub_config_t *c)
 
 /* ------------------------------------------------------------ contexts */
 
-/* A port nobody listens on now (tcp; rdmacm has its own port space, where
- * it is as good a guess). */
+/* A tcp port nobody listens on now. */
 static unsigned free_port(void)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -132,6 +132,25 @@ static unsigned free_port(void)
 	return port;
 }
 
+/* A port free in rdmacm's own space at the device's address: bound by an
+ * id and released, so another id may still take it first (pair_open then
+ * guesses again). Without a device, free_port()'s guess: creating the
+ * context fails anyway, and says why. */
+static unsigned rdma_free_port(const char *addr)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct rdma_cm_id *id;
+	unsigned port = 0;
+
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
+	    rdma_create_id(NULL, &id, NULL, RDMA_PS_TCP) != 0)
+		return free_port();
+	if (rdma_bind_addr(id, (struct sockaddr *)&sa) == 0)
+		port = ntohs(rdma_get_src_port(id));
+	rdma_destroy_id(id);
+	return port ? port : free_port();
+}
+
 static void endpoint(char *buf, size_t len, const char *transport,
 		     const char *tag)
 {
@@ -143,7 +162,8 @@ static void endpoint(char *buf, size_t len, const char *transport,
 	else if (!strcmp(transport, "tcp"))
 		snprintf(buf, len, "tcp://127.0.0.1:%u", free_port());
 	else
-		snprintf(buf, len, "verbs://%s:%u", ut_rdma_addr(), free_port());
+		snprintf(buf, len, "verbs://%s:%u", ut_rdma_addr(),
+			 rdma_free_port(ut_rdma_addr()));
 }
 
 struct pair {
@@ -173,8 +193,9 @@ static void pair_open(struct pair *p, const char *transport,
 
 	memset(p, 0, sizeof(*p));
 	/* Both peer lists need both ports before either context exists, so
-	 * tcp and verbs ports are guesses (free_port) that another socket
-	 * or rdmacm id can take first: a port in use means guess again. */
+	 * tcp and verbs ports are guesses (free_port, rdma_free_port) that
+	 * another socket or rdmacm id can take first: a port in use means
+	 * guess again. */
 	for (attempt = 1;; attempt++) {
 		endpoint(ea, sizeof(ea), transport, "a");
 		endpoint(eb, sizeof(eb), transport, "b");
