@@ -70,6 +70,7 @@ struct bench_opts {
 	int raw;           /* also run the bare baseline */
 	int raw_only;      /* run only the baseline (hidden; works without
 			      muon) */
+	int check_host;    /* only the checks before a run, stalls for 1 s */
 	int json;
 	int csv;
 	const char *hgrm;  /* prefix of HdrHistogram percentile files, or

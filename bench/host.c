@@ -28,8 +28,9 @@
 #include <string.h>
 
 /* Long enough to catch stalls that come every few milliseconds, short
- * enough not to matter next to a run. */
+ * enough not to matter next to a run; --check-host looks longer. */
 #define NOISE_NS (100ull * 1000000ull)
+#define NOISE_CHECK_NS (1000ull * 1000000ull)
 /* Two clock reads in a row are tens of nanoseconds apart: a gap this long
  * is time the thread did not have. */
 #define NOISE_GAP_NS 2000ull
@@ -40,6 +41,7 @@
 struct noise_cpu {
 	int cpu;           /* -1: wherever the scheduler puts it */
 	int measured;
+	uint64_t len_ns;   /* how long to loop */
 	uint64_t span_ns;  /* the loop's length */
 	uint64_t lost_ns;  /* in gaps of NOISE_GAP_NS or more */
 	uint64_t gaps;
@@ -54,7 +56,7 @@ static struct {
 static void *noise_loop(void *arg)
 {
 	struct noise_cpu *c = arg;
-	uint64_t t0, prev, t;
+	uint64_t t0, prev, t, len = c->len_ns;
 
 	if (c->cpu >= 0) {
 		cpu_set_t set;
@@ -66,7 +68,7 @@ static void *noise_loop(void *arg)
 			return NULL;
 	}
 	t0 = prev = bench_now_ns();
-	while ((t = bench_now_ns()) - t0 < NOISE_NS) {
+	while ((t = bench_now_ns()) - t0 < len) {
 		uint64_t gap = t - prev;
 
 		prev = t;
@@ -129,6 +131,8 @@ void bench_check_noise(const struct bench_opts *o, unsigned busy_sides,
 
 	memset(&noise, 0, sizeof(noise));
 	noise_cpus(o, busy_sides);
+	for (unsigned i = 0; i < noise.n; i++)
+		noise.c[i].len_ns = o->check_host ? NOISE_CHECK_NS : NOISE_NS;
 	for (unsigned i = 0; i < noise.n; i++) {
 		int err = pthread_create(&thr[i], NULL, noise_loop,
 					 &noise.c[i]);
@@ -157,12 +161,12 @@ void bench_check_noise(const struct bench_opts *o, unsigned busy_sides,
 		else
 			snprintf(where, sizeof(where), "an unpinned thread");
 		/* bench_warn keeps 255 characters. */
-		bench_warn(rep, "%s lost %.1f%% of a %llu ms busy loop "
+		bench_warn(rep, "%s lost %.1f%% of a %" PRIu64 " ms busy loop "
 			   "in %" PRIu64 " stalls of %llu us or more (longest "
 			   "%.0f us), taken by the host: at a fixed rate about "
 			   "that share of messages carries such a stall", where,
 			   100.0 * (double)c->lost_ns / (double)c->span_ns,
-			   NOISE_NS / 1000000, c->gaps,
+			   c->len_ns / 1000000, c->gaps,
 			   NOISE_GAP_NS / 1000, (double)c->max_ns / 1e3);
 	}
 }
@@ -179,10 +183,11 @@ void bench_noise_print(FILE *f, int json)
 			continue;
 		pct = 100.0 * (double)c->lost_ns / (double)c->span_ns;
 		if (json)
-			fprintf(f, "%s{\"cpu\":%d,\"lost_pct\":%.2f,\"stalls\":"
-				"%" PRIu64 ",\"max_ns\":%" PRIu64 "}",
-				first ? "" : ",", c->cpu, pct, c->gaps,
-				c->max_ns);
+			fprintf(f, "%s{\"cpu\":%d,\"loop_ms\":%" PRIu64
+				",\"lost_pct\":%.2f,\"stalls\":%" PRIu64
+				",\"max_ns\":%" PRIu64 "}",
+				first ? "" : ",", c->cpu, c->len_ns / 1000000,
+				pct, c->gaps, c->max_ns);
 		else if (c->cpu >= 0)
 			fprintf(f, "%sCPU %d %.1f%% (longest %.0f us)",
 				first ? "" : ", ", c->cpu, pct,

@@ -62,6 +62,7 @@ enum {
 	OPT_DISCOVERY,
 	OPT_SECRET_FILE,
 	OPT_RUN_ID,
+	OPT_CHECK_HOST,
 };
 
 /* Which options were given, to check combinations once all are read. */
@@ -132,6 +133,9 @@ static void usage(FILE *f)
 "                           distributions (HdrHistogram format, us)\n"
 "      --png FILE           plot latency by percentile (needs gnuplot)\n"
 "      --no-progress        no progress line on a terminal's stderr\n"
+"      --check-host         only check the host for this run's CPUs (clock,\n"
+"                           1 s of stalls per CPU, siblings, NUMA, governor)\n"
+"                           and print that; nothing is measured\n"
 "  -h, --help               show this help\n"
 "  -V, --version            show the tool and library versions\n"
 "\n"
@@ -532,6 +536,7 @@ static void parse_args(int argc, char **argv, struct bench_opts *o,
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "raw", no_argument, NULL, 'r' },
 		{ "raw-only", no_argument, NULL, OPT_RAW_ONLY },
+		{ "check-host", no_argument, NULL, OPT_CHECK_HOST },
 		{ "addr", required_argument, NULL, OPT_ADDR },
 		{ "json", no_argument, NULL, 'j' },
 		{ "csv", no_argument, NULL, OPT_CSV },
@@ -598,6 +603,9 @@ static void parse_args(int argc, char **argv, struct bench_opts *o,
 			break;
 		case OPT_RAW_ONLY:
 			o->raw_only = 1;
+			break;
+		case OPT_CHECK_HOST:
+			o->check_host = 1;
 			break;
 		case 'j':
 			o->json = 1;
@@ -822,6 +830,12 @@ int main(int argc, char **argv)
 		goto fini_report;
 	bench_check_host(&o, busy_sides(&o), &rep);
 	bench_check_noise(&o, busy_sides(&o), &rep);
+	if (o.check_host) {
+		/* The header and the warnings are the whole report. */
+		rc = bench_report_print(&o, &rep);
+		bench_report_fini(&rep);
+		return rc != 0;
+	}
 	/* The ping side of every ping-pong runs in this thread; the flow
 	 * modes pin their publisher themselves. */
 	if (o.mode == BENCH_PINGPONG &&

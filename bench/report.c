@@ -528,11 +528,14 @@ static void print_table(const struct bench_opts *o,
 	size_t group = 0;
 
 	print_header(f, o, rep, us);
-	fprintf(f, "%-10s %-8s %9s", "impl", "series", "bytes");
-	fprintf(f, " %*s", LAT_W, "min");
-	for (size_t k = 0; k < NPCOL; k++)
-		fprintf(f, " %*s", LAT_W, pcols[k].name);
-	fprintf(f, " %*s %13s %8s\n", LAT_W, "max", "msgs/s", "Gb/s");
+	if (!o->check_host) {
+		fprintf(f, "%-10s %-8s %9s", "impl", "series", "bytes");
+		fprintf(f, " %*s", LAT_W, "min");
+		for (size_t k = 0; k < NPCOL; k++)
+			fprintf(f, " %*s", LAT_W, pcols[k].name);
+		fprintf(f, " %*s %13s %8s\n", LAT_W, "max", "msgs/s",
+			"Gb/s");
+	}
 	/* The ratio rows of a size follow its last row. */
 	for (size_t i = 0; i < rep->n; i++) {
 		struct figures g;
@@ -545,7 +548,10 @@ static void print_table(const struct bench_opts *o,
 		}
 	}
 	if (rep->n == 0)
-		fprintf(f, "# no results on this side\n");
+		fprintf(f, "# %s\n", o->check_host ?
+			"--check-host: the host's figures are above and in "
+			"the warnings; nothing was measured" :
+			"no results on this side");
 	baseline_note(o, rep, note, sizeof(note));
 	if (note[0])
 		fprintf(f, "# note: %s\n", note);

@@ -239,7 +239,8 @@ fi
 # busy loop pinned to the same CPU the scheduler gives the check about
 # half the time, so it must see at least a third lost and warn.
 json_check "$tmp/tp.json" '(.host_stalls | length) >= 1
-	and ([.host_stalls[] | select(.lost_pct >= 0 and .lost_pct <= 100
+	and ([.host_stalls[] | select(.loop_ms == 100
+		and .lost_pct >= 0 and .lost_pct <= 100
 		and .stalls >= 0 and .max_ns >= 0)] | length)
 		== (.host_stalls | length)' "host_stalls: entries"
 "$mb" pingpong --transport shm $tiny --no-progress >"$tmp/st.out" 2>&1 ||
@@ -264,6 +265,20 @@ if command -v taskset >/dev/null 2>&1; then
 else
 	fail "taskset (util-linux) is needed for the host-stall check"
 fi
+
+# --check-host: the checks alone, with 1 s of stalls per CPU; no rows.
+"$mb" throughput --check-host --no-progress --json >"$tmp/ch.json" \
+	2>"$tmp/err" || fail "--check-host: exit status $?"
+json_check "$tmp/ch.json" '(.results | length) == 0
+	and (.host_stalls | length) >= 1
+	and ([.host_stalls[] | select(.loop_ms == 1000)] | length)
+		== (.host_stalls | length)' "--check-host: $(cat "$tmp/ch.json")"
+"$mb" pingpong --check-host >"$tmp/ch.out" 2>&1 ||
+	fail "--check-host (table): exit status $?"
+grep -q '^# --check-host: ' "$tmp/ch.out" &&
+	grep -q '^# stalls: ' "$tmp/ch.out" &&
+	! grep -q '^impl ' "$tmp/ch.out" ||
+	fail "--check-host (table): $(cat "$tmp/ch.out")"
 
 # Where the CPUs sit (host.c), from a fake sysfs: the run's two CPUs as
 # hyper-thread siblings on two NUMA nodes (impossible, but each check
