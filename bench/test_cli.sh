@@ -10,7 +10,15 @@ set -u
 
 mb=${1:?usage: test_cli.sh PATH/TO/muon-bench}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/muon-bench-cli.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
+hog=
+# shellcheck disable=SC2317 # run by the trap
+cleanup() {
+	# A busy loop left behind would slow everything after this test.
+	[ -n "$hog" ] && kill "$hog" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 failures=0
 
 fail() {
@@ -250,13 +258,15 @@ grep -q '^# stalls:    time lost in gaps of 2 us or more of a busy loop: CPU ' \
 if command -v taskset >/dev/null 2>&1; then
 	# The first CPU this process may use.
 	c0=$(taskset -cp $$ | sed 's/.*: //; s/[,-].*//')
-	taskset -c "$c0" sh -c 'while :; do :; done' &
+	# timeout: gone within a minute even if this script is killed.
+	taskset -c "$c0" timeout 60 sh -c 'while :; do :; done' &
 	hog=$!
 	"$mb" throughput --transport shm --cpu "$c0" --count 2000 --warmup 100 \
 		--no-progress --json >"$tmp/hog.json" 2>"$tmp/err"
 	st=$?
 	kill "$hog"
 	wait "$hog" 2>/dev/null
+	hog=
 	[ "$st" = 0 ] || fail "throughput next to a CPU hog: exit status $st"
 	json_check "$tmp/hog.json" "([.host_stalls[] | select(.cpu == $c0
 			and .lost_pct >= 33)] | length == 1)
