@@ -70,15 +70,56 @@ build() { # build DIR BUILD_TYPE [CMAKE_ARGS...]
 		cmake --build "$dir" -j"$jobs"
 }
 
+prefix=$(mktemp -d "${TMPDIR:-/tmp}/muon-install.XXXXXX")
+trap 'rm -rf "$prefix"' EXIT
+
+# Every ctest run's output is kept, so the summary (the part of a CI log
+# that is read first, and sometimes the only part kept) can repeat the
+# failing tests with the end of their output.
+ctest_logs=()
+
+run_logged() { # run_logged LOG COMMAND...: COMMAND's output also into LOG
+	local log=$1
+	shift
+	ctest_logs+=("$log")
+	"$@" 2>&1 | tee "$log"
+}
+
 # Tests are independent (unique shm names, port 0), so two run at once.
 run_ctest() { # run_ctest DIR [CTEST_ARGS...]
 	local dir=$1
 	shift
-	ctest --test-dir "$dir" --output-on-failure -j2 --timeout 900 "$@"
+	run_logged "$prefix/ctest-${#ctest_logs[@]}.log" \
+		ctest --test-dir "$dir" --output-on-failure -j2 --timeout 900 "$@"
 }
 
-prefix=$(mktemp -d "${TMPDIR:-/tmp}/muon-install.XXXXXX")
-trap 'rm -rf "$prefix"' EXIT
+# failed_tests LOG: each failed test's result line, then the last 40 lines
+# of its output. ctest -j prints a test's whole output right after its
+# result line, so a block ends at the next "Start" or result line.
+failed_tests() {
+	awk '
+	{ sub(/\r$/, "") }
+	/^Test project / { project = substr($0, 14); next }
+	function flush() {
+		if (!inb) return
+		s = (n > 40) ? n - 40 : 0
+		if (s) print "      [" s " earlier lines]"
+		for (i = s + 1; i <= n; i++) print "      | " buf[i]
+		inb = 0; n = 0
+	}
+	/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: / || /^ *Start +[0-9]+: / ||
+	/^[0-9]+% tests passed/ {
+		flush()
+		if ($0 ~ /Test +#/ && $0 !~ / Passed /) {
+			if (project != shown) print "  in " project ":"
+			shown = project
+			print "    " $0; inb = 1
+		}
+		next
+	}
+	inb { buf[++n] = $0 }
+	END { flush() }' "$1"
+}
 
 # test/install against the installed tree, through find_package(muon):
 # one program linked to muon::muon, one to muon::muon_static.
@@ -179,7 +220,7 @@ else
 	if [[ -x $root/build-asan/test/unit/muon-unit-flow ]]; then
 		asan_rdma="MUON_ITEST_SCALE=50 ctest --test-dir '$root/build-asan' --output-on-failure --no-tests=error -L '^rdma\$' -R '^(unit\\.|rdma\\.rogue)'"
 	fi
-	stage rdma sh test/rdma/run-vm.sh -d "$root" -- sh -c "
+	stage rdma run_logged "$prefix/ctest-rdma.log" sh test/rdma/run-vm.sh -d "$root" -- sh -c "
 		ctest --test-dir '$root/build' --output-on-failure --no-tests=error -L '^rdma\$'; a=\$?
 		$asan_rdma; b=\$?
 		[ \$a = 0 ] && [ \$b = 0 ]"
@@ -193,6 +234,13 @@ fi
 echo
 echo "=== test-all: summary"
 printf '%s\n' "${results[@]}"
+for log in "${ctest_logs[@]}"; do
+	[[ -s $log ]] || continue
+	digest=$(failed_tests "$log")
+	[[ -n $digest ]] || continue
+	echo "test-all: failed tests, with the end of their output:"
+	echo "$digest"
+done
 if ((skipped > 0)); then
 	echo "test-all: $passed passed, $failed failed, $skipped skipped"
 else
