@@ -41,6 +41,37 @@ const char *muon_strerror(int status)
 	}
 }
 
+const char *muon_event_name(int type)
+{
+	switch (type) {
+	case MUON_EVENT_IMAGE_UP: return "IMAGE_UP";
+	case MUON_EVENT_IMAGE_DOWN: return "IMAGE_DOWN";
+	case MUON_EVENT_LOSS: return "LOSS";
+	case MUON_EVENT_BACKPRESSURE: return "BACKPRESSURE";
+	case MUON_EVENT_ERROR: return "ERROR";
+	case MUON_EVENT_SLOW_DROP: return "SLOW_DROP";
+	default: return "unknown";
+	}
+}
+
+const char *muon_down_reason_name(int reason)
+{
+	switch (reason) {
+	case MUON_DOWN_CLOSED: return "CLOSED";
+	case MUON_DOWN_DISCONNECTED: return "DISCONNECTED";
+	case MUON_DOWN_SLOW: return "SLOW";
+	case MUON_DOWN_PROTOCOL: return "PROTOCOL";
+	default: return "unknown";
+	}
+}
+
+const char *muon_log_level_name(int level)
+{
+	const char *name = muoni_log_level_name(level);
+
+	return name ? name : "unknown";
+}
+
 const char *muon_errmsg(void)
 {
 	return muoni_err_msg();

@@ -499,7 +499,7 @@ static void on_sub_event(void *arg, const muon_event_t *ev)
 		break;
 	}
 	fprintf(stderr, "%s: %s: %s event on '%s': %s\n", BENCH_PROG,
-		s->log.who, bench_event_name(ev->type), topic, ev->detail);
+		s->log.who, muon_event_name(ev->type), topic, ev->detail);
 }
 
 static int sub_init(struct sub *s, struct flow *f, unsigned index)
@@ -1007,7 +1007,7 @@ static void on_pub_event(void *arg, const muon_event_t *ev)
 		return;
 	p->events++;
 	snprintf(p->note, sizeof(p->note), "%s event on '%s': %s",
-		 bench_event_name(ev->type), ev->topic ? ev->topic : "-",
+		 muon_event_name(ev->type), ev->topic ? ev->topic : "-",
 		 ev->detail);
 }
 

@@ -91,7 +91,7 @@ static void on_event(void *arg, const muon_event_t *ev)
 	}
 	s->events++;
 	snprintf(s->note, sizeof(s->note), "%s event on '%s': %s",
-		 bench_event_name(ev->type), ev->topic ? ev->topic : "-",
+		 muon_event_name(ev->type), ev->topic ? ev->topic : "-",
 		 ev->detail);
 	/* A lost ping or pong would otherwise only show as a 10 s timeout. */
 	if (ev->type == MUON_EVENT_LOSS)

@@ -26,43 +26,18 @@ void bench_muon_fail(const char *who, const char *call, int64_t rc)
 		muon_strerror((int)rc), msg);
 }
 
-static const char *level_name(muon_log_level_t level)
-{
-	switch (level) {
-	case MUON_LOG_NONE: break;
-	case MUON_LOG_ERROR: return "error";
-	case MUON_LOG_WARN: return "warn";
-	case MUON_LOG_INFO: return "info";
-	case MUON_LOG_DEBUG: return "debug";
-	}
-	return "log";
-}
-
-const char *bench_event_name(muon_event_type_t t)
-{
-	switch (t) {
-	case MUON_EVENT_IMAGE_UP: return "IMAGE_UP";
-	case MUON_EVENT_IMAGE_DOWN: return "IMAGE_DOWN";
-	case MUON_EVENT_LOSS: return "LOSS";
-	case MUON_EVENT_BACKPRESSURE: return "BACKPRESSURE";
-	case MUON_EVENT_ERROR: return "ERROR";
-	case MUON_EVENT_SLOW_DROP: return "SLOW_DROP";
-	}
-	return "unknown";
-}
-
 void bench_on_log(void *arg, muon_log_level_t level, const char *message)
 {
 	struct bench_logsink *l = arg;
 
 	if (l->quiet && level != MUON_LOG_ERROR) {
 		snprintf(l->held[l->nheld++ % BENCH_HELD_LOGS],
-			 sizeof(l->held[0]), "muon %s: %s", level_name(level),
+			 sizeof(l->held[0]), "muon %s: %s", muon_log_level_name(level),
 			 message);
 		return;
 	}
 	fprintf(stderr, "%s: %s: muon %s: %s\n", BENCH_PROG, l->who,
-		level_name(level), message);
+		muon_log_level_name(level), message);
 }
 
 void bench_quiet_begin(struct bench_logsink *l)

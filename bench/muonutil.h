@@ -14,7 +14,6 @@
 /* Print "<who>: <call> failed: <status>: <muon_errmsg()>". */
 void bench_muon_fail(const char *who, const char *call, int64_t rc);
 
-const char *bench_event_name(muon_event_type_t t);
 
 #define BENCH_HELD_LOGS 8
 

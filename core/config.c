@@ -345,12 +345,10 @@ static int apply_env(muon_ctx_config_t *c, const char **ctx_id_s,
 
 static int parse_level(const char *s, muon_log_level_t *out)
 {
-	static const char *const names[] = {"none", "error", "warn", "info",
-					    "debug"};
-	unsigned i;
+	int i;
 
-	for (i = 0; i < 5; i++)
-		if (!strcasecmp(s, names[i])) {
+	for (i = MUON_LOG_NONE; i <= MUON_LOG_DEBUG; i++)
+		if (!strcasecmp(s, muoni_log_level_name(i))) {
 			*out = (muon_log_level_t)i;
 			return 0;
 		}

@@ -4,8 +4,13 @@
 
 #include "core/muoni.h"
 
-static const char *const level_names[] = {"none", "error", "warn", "info",
-					  "debug"};
+const char *muoni_log_level_name(int level)
+{
+	static const char *const names[] = {"none", "error", "warn", "info",
+					    "debug"};
+
+	return level >= 0 && level <= MUON_LOG_DEBUG ? names[level] : NULL;
+}
 
 void muoni_log(const struct muon_ctx *ctx, muon_log_level_t lvl,
 	       const char *fmt, ...)
@@ -24,5 +29,5 @@ void muoni_log(const struct muon_ctx *ctx, muon_log_level_t lvl,
 	}
 	/* One fprintf per line so lines from several processes do not mix. */
 	fprintf(stderr, "muon[%s] %s: %s\n", ctx ? ctx->cfg.name : "-",
-		level_names[lvl <= MUON_LOG_DEBUG ? lvl : 0], msg);
+		muoni_log_level_name(lvl) ? muoni_log_level_name(lvl) : "?", msg);
 }

@@ -92,6 +92,8 @@ int muoni_parse_size(const char *s, uint32_t *out);
 
 /* ------------------------------------------------------------ logging */
 
+/* "none" .. "debug" for MUON_LOG_NONE .. MUON_LOG_DEBUG, else NULL. */
+const char *muoni_log_level_name(int level);
 void muoni_log(const struct muon_ctx *ctx, muon_log_level_t lvl,
 	       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define MUONI_WARN(ctx, ...) muoni_log((ctx), MUON_LOG_WARN, __VA_ARGS__)

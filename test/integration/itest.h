@@ -80,8 +80,6 @@ int wait_ctx(muon_ctx_t *ctx, int extra_fd, int timeout_ms);
 /* Escalating back-off for a busy loop that made no progress. */
 void backoff(unsigned *spins);
 void log_to_stderr(void *arg, muon_log_level_t level, const char *message);
-const char *event_name(int type);
-const char *down_reason_name(int reason);
 
 /* ---------------------------------------------------------------- roles */
 

@@ -95,7 +95,7 @@ static void pub_event(void *arg, const muon_event_t *ev)
 			    ev->detail);
 		break;
 	default:
-		note("event %s: %s", event_name(ev->type), ev->detail);
+		note("event %s: %s", muon_event_name(ev->type), ev->detail);
 		break;
 	}
 }

@@ -278,20 +278,20 @@ static void on_image_down(const muon_event_t *ev)
 
 	note("IMAGE_DOWN publisher %" PRIu64 " stream %u reason %s to_seq "
 	     "%" PRIu64 " (last delivered %" PRIu64 "): %s",
-	     s->pub_id, s->stream_id, down_reason_name(ev->reason),
+	     s->pub_id, s->stream_id, muon_down_reason_name(ev->reason),
 	     ev->to_seq, s->next_seq - 1, ev->detail);
 	if (!s->up)
 		die("IMAGE_DOWN for an image that is not up");
 	if (!S.o.expect_down)
 		die("unexpected IMAGE_DOWN (reason %s) from publisher %" PRIu64
 		    " after seq %" PRIu64 ": %s",
-		    down_reason_name(ev->reason), s->pub_id, s->next_seq - 1,
+		    muon_down_reason_name(ev->reason), s->pub_id, s->next_seq - 1,
 		    ev->detail);
 	if (ev->reason != MUON_DOWN_SLOW &&
 	    ev->reason != MUON_DOWN_DISCONNECTED)
 		die("IMAGE_DOWN reason %d (%s), expected SLOW or "
 		    "DISCONNECTED",
-		    ev->reason, down_reason_name(ev->reason));
+		    ev->reason, muon_down_reason_name(ev->reason));
 	if (ev->to_seq != s->next_seq - 1 &&
 	    !(ev->to_seq == 0 && s->image_msgs == 0))
 		die("IMAGE_DOWN to_seq %" PRIu64 ", but the last sequence "
@@ -374,7 +374,7 @@ static void on_event(void *arg, const muon_event_t *ev)
 			die("unexpected ERROR event: %s", ev->detail);
 		break;
 	default:
-		note("event %s (%d): %s", event_name(ev->type), ev->type,
+		note("event %s (%d): %s", muon_event_name(ev->type), ev->type,
 		     ev->detail);
 		break;
 	}

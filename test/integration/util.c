@@ -202,34 +202,7 @@ void backoff(unsigned *spins)
 
 void log_to_stderr(void *arg, muon_log_level_t level, const char *message)
 {
-	static const char *names[] = {"none", "error", "warn", "info",
-				      "debug"};
-	const char *lv = (unsigned)level < 5 ? names[level] : "?";
-
 	(void)arg;
-	note("muon %s: %s", lv, message);
+	note("muon %s: %s", muon_log_level_name(level), message);
 }
 
-const char *event_name(int type)
-{
-	switch (type) {
-	case MUON_EVENT_IMAGE_UP: return "IMAGE_UP";
-	case MUON_EVENT_IMAGE_DOWN: return "IMAGE_DOWN";
-	case MUON_EVENT_LOSS: return "LOSS";
-	case MUON_EVENT_BACKPRESSURE: return "BACKPRESSURE";
-	case MUON_EVENT_ERROR: return "ERROR";
-	case MUON_EVENT_SLOW_DROP: return "SLOW_DROP";
-	default: return "UNKNOWN";
-	}
-}
-
-const char *down_reason_name(int reason)
-{
-	switch (reason) {
-	case MUON_DOWN_CLOSED: return "CLOSED";
-	case MUON_DOWN_DISCONNECTED: return "DISCONNECTED";
-	case MUON_DOWN_SLOW: return "SLOW";
-	case MUON_DOWN_PROTOCOL: return "PROTOCOL";
-	default: return "?";
-	}
-}

@@ -62,6 +62,41 @@ static void test_strerror(void **state)
 	assert_string_equal(muon_version(), "0.1.0");
 }
 
+/* The names are for logs and scripts that grep them: exact spellings,
+ * one per value, and a constant answer for values outside the enums. */
+static void test_names(void **state)
+{
+	static const struct {
+		const char *(*fn)(int);
+		int first, last;
+		const char *want[6];
+	} tables[] = {
+		{muon_event_name, MUON_EVENT_IMAGE_UP, MUON_EVENT_SLOW_DROP,
+		 {"IMAGE_UP", "IMAGE_DOWN", "LOSS", "BACKPRESSURE", "ERROR",
+		  "SLOW_DROP"}},
+		{muon_down_reason_name, MUON_DOWN_CLOSED, MUON_DOWN_PROTOCOL,
+		 {"CLOSED", "DISCONNECTED", "SLOW", "PROTOCOL"}},
+		{muon_log_level_name, MUON_LOG_NONE, MUON_LOG_DEBUG,
+		 {"none", "error", "warn", "info", "debug"}},
+	};
+	static const int outside[] = {INT32_MIN, -1, 0, 7, 1000, INT32_MAX};
+	unsigned t, i;
+	int v;
+
+	(void)state;
+	for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		for (v = tables[t].first; v <= tables[t].last; v++)
+			assert_string_equal(tables[t].fn(v),
+					    tables[t].want[v - tables[t].first]);
+		for (i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+			v = outside[i];
+			if (v >= tables[t].first && v <= tables[t].last)
+				continue;
+			assert_string_equal(tables[t].fn(v), "unknown");
+		}
+	}
+}
+
 static void test_ctx_create_args(void **state)
 {
 	muon_ctx_config_t cfg;
@@ -524,6 +559,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_ctx_create_args),
 		cmocka_unit_test(test_ctx_null_args),
 		cmocka_unit_test(test_counters_args),

@@ -129,6 +129,13 @@ typedef enum muon_log_level {
 	MUON_LOG_DEBUG = 4,
 } muon_log_level_t;
 
+/**
+ * A log level as MUON_LOG_LEVEL and the config file spell it: "none",
+ * "error", "warn", "info", "debug"; "unknown" for any other value.
+ * Constant, never NULL.
+ */
+MUON_API const char *muon_log_level_name(int level);
+
 typedef void (*muon_log_fn)(void *arg, muon_log_level_t level,
 			    const char *message);
 
@@ -366,6 +373,20 @@ typedef struct muon_event {
 } muon_event_t;
 
 typedef void (*muon_event_fn)(void *arg, const muon_event_t *event);
+
+/**
+ * The enum's own name without its prefix, for logs: "IMAGE_UP",
+ * "IMAGE_DOWN", "LOSS", "BACKPRESSURE", "ERROR", "SLOW_DROP"; "unknown" for
+ * any other value. Constant, never NULL.
+ */
+MUON_API const char *muon_event_name(int type);
+
+/**
+ * Name of an IMAGE_DOWN reason (muon_event_t.reason): "CLOSED",
+ * "DISCONNECTED", "SLOW", "PROTOCOL"; "unknown" for any other value.
+ * Constant, never NULL.
+ */
+MUON_API const char *muon_down_reason_name(int reason);
 
 /* ------------------------------------------------------------------------ */
 /* Publications                                                             */
