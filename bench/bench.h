@@ -64,6 +64,7 @@ struct bench_opts {
 	uint64_t rate;     /* offered messages/s per publisher; 0 = as fast
 			      as possible */
 	unsigned burst;    /* messages sent back to back per send slot */
+	int batch;         /* muon: a burst is one muon_publishv() call */
 	unsigned subs;     /* fanout: subscribers (default 4) */
 	unsigned pubs;     /* streams: publications (default 16) */
 	unsigned topics;   /* streams: topics (default 4), pubs spread over */

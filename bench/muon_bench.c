@@ -54,6 +54,7 @@ enum {
 	OPT_NO_PROGRESS,
 	OPT_RATE,
 	OPT_BURST,
+	OPT_BATCH,
 	OPT_SUBS,
 	OPT_PUBS,
 	OPT_TOPICS,
@@ -67,7 +68,7 @@ enum {
 
 /* Which options were given, to check combinations once all are read. */
 struct given {
-	int count, duration, warmup, rate, burst, subs, pubs, topics;
+	int count, duration, warmup, rate, burst, batch, subs, pubs, topics;
 	int layout, discovery, secret_file, run_id, addr, cpu;
 };
 
@@ -104,6 +105,8 @@ static void usage(FILE *f)
 "                           pingpong; default: as fast as possible)\n"
 "      --burst N            messages sent back to back per send slot\n"
 "                           (default 1)\n"
+"      --batch              publish each burst with one muon_publishv()\n"
+"                           call instead of N muon_publish() calls\n"
 "      --subs N             fanout, streams: subscribers (fanout default\n"
 "                           %u, streams 1; at most %u)\n"
 "      --pubs N             streams: publications (default %u, at most %u)\n"
@@ -494,6 +497,9 @@ static void check_combinations(struct bench_opts *o, const struct given *g)
 	if (!flow && g->burst)
 		bad_usage("--burst: pingpong has one message in flight; use "
 			  "throughput, fanout or streams");
+	if (!flow && g->batch)
+		bad_usage("--batch: pingpong has one message in flight; use "
+			  "throughput, fanout or streams");
 	if (g->subs && o->mode != BENCH_FANOUT && o->mode != BENCH_STREAMS)
 		bad_usage("--subs: %s has one subscriber; use fanout or "
 			  "streams", mode);
@@ -546,6 +552,7 @@ static void parse_args(int argc, char **argv, struct bench_opts *o,
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "burst", required_argument, NULL, OPT_BURST },
+		{ "batch", no_argument, NULL, OPT_BATCH },
 		{ "subs", required_argument, NULL, OPT_SUBS },
 		{ "pubs", required_argument, NULL, OPT_PUBS },
 		{ "topics", required_argument, NULL, OPT_TOPICS },
@@ -638,6 +645,10 @@ static void parse_args(int argc, char **argv, struct bench_opts *o,
 			o->burst = (unsigned)parse_u64(optarg, 1, MAX_BURST,
 						       "--burst");
 			g->burst = 1;
+			break;
+		case OPT_BATCH:
+			o->batch = 1;
+			g->batch = 1;
 			break;
 		case OPT_SUBS:
 			o->subs = (unsigned)parse_u64(optarg, 1,

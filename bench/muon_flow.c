@@ -990,6 +990,8 @@ struct pubside {
 	muon_pub_t **pubs;
 	uint64_t *next_n;    /* per publication */
 	unsigned char *buf;
+	unsigned char *bbuf; /* --batch: a burst of messages, staged */
+	muon_iov_t *iov;     /* --batch: bbuf's messages */
 	unsigned char mark[sizeof(struct marker) + 1];
 	uint64_t checks;
 	uint64_t max_lag;    /* behind the --rate schedule, timed part */
@@ -1025,7 +1027,24 @@ static int pub_init(struct pubside *p, struct flow *f, struct subs *subs)
 		return -1;
 	}
 	p->buf = bench_payload_new(f->o->size, "pub");
-	return p->buf ? 0 : -1;
+	if (!p->buf)
+		return -1;
+	if (f->o->batch) {
+		size_t size = f->o->size;
+		unsigned burst = f->o->burst ? f->o->burst : 1;
+
+		p->bbuf = calloc(burst, size ? size : 1);
+		p->iov = calloc(burst, sizeof(*p->iov));
+		if (!p->bbuf || !p->iov) {
+			fprintf(stderr, "%s: pub: out of memory for a batch of "
+				"%u messages of %zu bytes\n", BENCH_PROG,
+				burst, size);
+			return -1;
+		}
+		for (unsigned i = 0; i < burst; i++)
+			p->iov[i] = (muon_iov_t){ p->bbuf + i * size, size };
+	}
+	return 0;
 }
 
 static void pub_close(struct pubside *p)
@@ -1045,9 +1064,13 @@ static void pub_free(struct pubside *p)
 	free(p->pubs);
 	free(p->next_n);
 	free(p->buf);
+	free(p->bbuf);
+	free(p->iov);
 	p->pubs = NULL;
 	p->next_n = NULL;
 	p->buf = NULL;
+	p->bbuf = NULL;
+	p->iov = NULL;
 }
 
 /* Where the publisher listens, into *listen: a fixed shm name, or port 0
@@ -1166,6 +1189,43 @@ static inline int publish(struct pubside *p, muon_pub_t *pub,
 	return rc >= 0 ? 0 : publish_wait(p, pub, buf, len, rc);
 }
 
+/* --batch: the first n messages staged in p->bbuf, with muon_publishv();
+ * what back-pressure cut off goes again after a poll. */
+static int publish_batch(struct pubside *p, muon_pub_t *pub, unsigned n)
+{
+	struct bench_spin spin = { .yield = p->f->yield,
+				   .abort = &p->f->sh->failed,
+				   .who = "pub" };
+	unsigned done = 0;
+	int waiting = 0;
+
+	while (done < n) {
+		int rc = muon_publishv(pub, p->iov + done, n - done, NULL);
+
+		if (rc > 0) {
+			done += (unsigned)rc;
+			continue;
+		}
+		if (rc != MUON_EBACKPRESSURE && rc != MUON_EAGAIN) {
+			bench_muon_fail("pub", "muon_publishv", rc);
+			return -1;
+		}
+		if (!waiting) {
+			bench_spin_start(&spin, "a subscriber to make room "
+					 "(back-pressure)");
+			waiting = 1;
+		}
+		rc = muon_ctx_poll(p->ctx, 0);
+		if (rc < 0) {
+			bench_muon_fail("pub", "muon_ctx_poll", rc);
+			return -1;
+		}
+		if (bench_spin_check(&spin) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int publish_markers(struct pubside *p, uint32_t kind)
 {
 	const struct flow *f = p->f;
@@ -1262,7 +1322,8 @@ static int run_flat(struct pubside *p, const struct phase *ph,
 {
 	const struct flow *f = p->f;
 	const struct bench_opts *o = f->o;
-	uint64_t per_chunk = (uint64_t)FLAT_CHECK_SLOTS * (o->burst ? o->burst : 1);
+	unsigned burst = o->burst ? o->burst : 1;
+	uint64_t per_chunk = (uint64_t)FLAT_CHECK_SLOTS * burst;
 	uint64_t t0 = bench_now_ns(), now = t0, sent = 0;
 	size_t size = o->size;
 	int sampled = f->sampled; /* flat out: whether latency is on */
@@ -1281,9 +1342,17 @@ static int run_flat(struct pubside *p, const struct phase *ph,
 			for (uint64_t b = 0; b < n; b++, seq++) {
 				uint64_t st = sampled && lat_sampled(seq) ?
 						      bench_now_ns() : now;
+				unsigned k = (unsigned)(b % burst);
 
-				put_payload(f, p->buf, st, seq);
-				if (publish(p, pub, p->buf, size) != 0)
+				if (!o->batch) {
+					put_payload(f, p->buf, st, seq);
+					if (publish(p, pub, p->buf, size) != 0)
+						return -1;
+					continue;
+				}
+				put_payload(f, p->bbuf + k * size, st, seq);
+				if ((k + 1 == burst || b + 1 == n) &&
+				    publish_batch(p, pub, k + 1) != 0)
 					return -1;
 			}
 			p->next_n[i] = seq;
@@ -1334,11 +1403,19 @@ static int run_phase(struct pubside *p, const struct phase *ph,
 			n = ph->count - sent;
 		for (unsigned i = 0; i < f->n_pubs; i++) {
 			for (uint64_t b = 0; b < n; b++) {
+				if (o->batch) {
+					put_payload(f, p->bbuf + b * o->size,
+						    due, p->next_n[i]++);
+					continue;
+				}
 				put_payload(f, p->buf, due, p->next_n[i]++);
 				if (publish(p, p->pubs[i], p->buf,
 					    o->size) != 0)
 					return -1;
 			}
+			if (o->batch &&
+			    publish_batch(p, p->pubs[i], (unsigned)n) != 0)
+				return -1;
 		}
 		sent += n;
 		/* A publisher behind its schedule publishes every slot that

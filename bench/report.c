@@ -401,6 +401,9 @@ static void print_header(FILE *f, const struct bench_opts *o,
 	else if (o->burst > 1)
 		fprintf(f, "# rate:      as fast as possible, bursts of %u\n",
 			o->burst);
+	if (o->batch)
+		fprintf(f, "# publish:   muon_publishv(), one call per burst "
+			"of %u\n", o->burst);
 	fprintf(f, "# libmuon:   %s (muon-bench %s)\n", muon_version(),
 		TOOL_VERSION);
 	fprintf(f, "# clock:     CLOCK_MONOTONIC");
@@ -679,9 +682,10 @@ static void print_json(const struct bench_opts *o,
 		for (unsigned i = 0; i < o->n_cpus; i++)
 			fprintf(f, "%s%d", i ? "," : "", o->cpus[i]);
 	fprintf(f, "],\"count\":%" PRIu64 ",\"duration_s\":%.3f,"
-		"\"warmup\":%" PRIu64 ",\"rate\":%" PRIu64 ",\"burst\":%u",
+		"\"warmup\":%" PRIu64 ",\"rate\":%" PRIu64 ",\"burst\":%u,"
+		"\"batch\":%s",
 		o->count, (double)o->duration_ns / 1e9, o->warmup, o->rate,
-		o->burst);
+		o->burst, o->batch ? "true" : "false");
 	if (clock_info.source[0]) {
 		fputs(",\"clocksource\":", f);
 		json_str(f, clock_info.source);

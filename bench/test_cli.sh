@@ -50,6 +50,7 @@ usage_error "pingpong --transport udp" "--transport"
 usage_error "pingpong --addr 10.0.0.1" "only --transport verbs"
 usage_error "pingpong --rate 1000" "--rate: pingpong"
 usage_error "pingpong --burst 4" "--burst: pingpong"
+usage_error "pingpong --batch" "--batch: pingpong"
 usage_error "throughput --subs 2" "--subs: throughput"
 usage_error "pingpong --subs 2" "--subs: pingpong"
 usage_error "fanout --pubs 4" "--pubs: only streams"
@@ -111,7 +112,7 @@ rc=$?
 # --help and --version.
 if "$mb" --help >"$tmp/out" 2>"$tmp/err"; then
 	for w in pingpong throughput fanout streams --size --duration --rate \
-		--burst --subs --pubs --topics --layout --role --discovery \
+		--burst --batch --subs --pubs --topics --layout --role --discovery \
 		--csv --json --hgrm --png --cpu --no-progress; do
 		grep -q -- "$w" "$tmp/out" || fail "--help does not mention $w"
 	done
@@ -215,7 +216,7 @@ fi
 # A flow mode through muon (muon_flow.c) and its baseline (raw_flow.c).
 if "$mb" throughput --transport shm --size 64 --duration 0.1 --raw \
 	--no-progress --json >"$tmp/tp.json" 2>"$tmp/err"; then
-	json_check "$tmp/tp.json" '.mode == "throughput"
+	json_check "$tmp/tp.json" '.mode == "throughput" and .batch == false
 		and ([.results[] | select(.impl == "muon" and .series == "sub"
 			and .messages > 0 and .msgs_per_s > 0
 			and .gbit_per_s > 0)] | length == 1)
@@ -224,6 +225,17 @@ if "$mb" throughput --transport shm --size 64 --duration 0.1 --raw \
 			| length == 1)' "throughput: results and ratio"
 else
 	fail "throughput --raw --json: exit status $?: $(tail -n 3 "$tmp/err")"
+fi
+
+# --batch: bursts through muon_publishv(), said in the output.
+if "$mb" throughput --transport shm --size 64 --duration 0.1 --burst 8 \
+	--batch --no-progress --json >"$tmp/tb.json" 2>"$tmp/err"; then
+	json_check "$tmp/tb.json" '.batch == true and .burst == 8
+		and ([.results[] | select(.impl == "muon" and .series == "sub"
+			and .messages > 0 and .lost == 0)] | length == 1)' \
+		"throughput --batch: $(cat "$tmp/tb.json")"
+else
+	fail "throughput --batch: exit status $?: $(tail -n 3 "$tmp/err")"
 fi
 
 # The bare fan-out: rows of the muon fan-out's series, each paired with

@@ -459,6 +459,8 @@ int muoni_pub_create(struct muon_ctx *ctx, const char *topic,
 		     const muon_pub_config_t *cfg, struct muon_pub **out);
 void muoni_pub_destroy(struct muon_pub *p);
 int64_t muoni_publish(struct muon_pub *p, const void *data, size_t len);
+int muoni_publishv(struct muon_pub *p, const muon_iov_t *msgs, unsigned n,
+		   int64_t *first_seq);
 int muoni_claim(struct muon_pub *p, size_t len, void **buf);
 int64_t muoni_commit(struct muon_pub *p);
 int muoni_abort(struct muon_pub *p);

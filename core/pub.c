@@ -313,15 +313,11 @@ static inline int pub_admit(struct muon_pub *p, size_t len, uint64_t *needp)
 	return 0;
 }
 
-/* After the frame is in the log: counters, and every sender not served
- * directly (those are at the head already) pushes from its cursor. */
-static inline int64_t pub_send(struct muon_pub *p, uint32_t len)
+/* Every sender behind the log's head pushes from its cursor. */
+static inline void pub_push_all(struct muon_pub *p)
 {
-	uint64_t seq = muoni_sendlog_commit(&p->log, len);
 	unsigned i;
 
-	p->ctx->ctr.msgs_sent++;
-	p->ctx->ctr.bytes_sent += len;
 	/* Backwards: a failing connection removes its sender by swapping
 	 * the last one into its slot, which has been visited already. */
 	for (i = p->n_senders; i-- > 0;) {
@@ -330,6 +326,24 @@ static inline int64_t pub_send(struct muon_pub *p, uint32_t len)
 		if (s->pos != p->log.head)
 			muoni_sender_progress(s);
 	}
+}
+
+/* The frame reserved at the head is written: it gets its header and its
+ * sequence number, and counts as sent. */
+static inline uint64_t pub_commit(struct muon_pub *p, uint32_t len)
+{
+	p->ctx->ctr.msgs_sent++;
+	p->ctx->ctr.bytes_sent += len;
+	return muoni_sendlog_commit(&p->log, len);
+}
+
+/* After the frame is in the log: every sender not served directly (those
+ * are at the head already) pushes from its cursor. */
+static inline int64_t pub_send(struct muon_pub *p, uint32_t len)
+{
+	uint64_t seq = pub_commit(p, len);
+
+	pub_push_all(p);
 	return (int64_t)seq;
 }
 
@@ -429,6 +443,72 @@ int64_t muoni_publish(struct muon_pub *p, const void *data, size_t len)
 	return (int64_t)seq;
 any:
 	return pub_publish_any(p, data, len);
+}
+
+/* Whether every subscriber is on shm: then a batch gains nothing over
+ * messages written one by one, straight into each ring. */
+static bool pub_all_shm(const struct muon_pub *p)
+{
+	unsigned i;
+
+	for (i = 0; i < p->n_senders; i++)
+		if (!p->senders[i]->conn->mring)
+			return false;
+	return true;
+}
+
+/*
+ * A batch: every message into the send log first, then one push per
+ * sender, which hands the transport the whole run (one send() on tcp, one
+ * RDMA write on verbs). Room is sought only after what the batch has
+ * written so far was pushed: pub_make_room() judges senders by their
+ * cursors, and a sender not yet offered the batch would look a whole
+ * batch behind (back-pressure too early, or, under MUON_SLOW_DROP, a
+ * subscriber cut for what it was never sent).
+ */
+int muoni_publishv(struct muon_pub *p, const muon_iov_t *msgs, unsigned n,
+		   int64_t *first_seq)
+{
+	uint64_t first = p->log.next_seq;
+	unsigned i = 0;
+	int rc = 0;
+
+	if (pub_all_shm(p)) {
+		for (; i < n; i++) {
+			int64_t seq = muoni_publish(p, msgs[i].data,
+						    msgs[i].len);
+			if (seq < 0) {
+				rc = (int)seq;
+				break;
+			}
+		}
+	} else {
+		for (; i < n; i++) {
+			size_t len = msgs[i].len;
+			struct muoni_frame_hdr *h;
+			uint64_t need = 0;
+
+			if (i && len <= p->ctx->cfg.max_msg_size &&
+			    p->log.head + muoni_sendlog_need(&p->log,
+							     (uint32_t)len) >
+				    p->limit)
+				pub_push_all(p);
+			rc = pub_admit(p, len, &need);
+			if (rc)
+				break;
+			h = muoni_sendlog_reserve(&p->log, (uint32_t)len);
+			muoni_copy_small((unsigned char *)(h + 1),
+					 msgs[i].data, len);
+			pub_commit(p, (uint32_t)len);
+		}
+		if (i)
+			pub_push_all(p);
+	}
+	if (!i)
+		return rc;
+	if (first_seq)
+		*first_seq = (int64_t)first;
+	return (int)i;
 }
 
 int muoni_claim(struct muon_pub *p, size_t len, void **buf)

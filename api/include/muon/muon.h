@@ -443,6 +443,38 @@ MUON_API void muon_pub_destroy(muon_pub_t *pub);
  */
 MUON_API int64_t muon_publish(muon_pub_t *pub, const void *data, size_t len);
 
+/** One message of muon_publishv(). */
+typedef struct muon_iov {
+	const void *data; /**< may be NULL when len is 0 */
+	size_t len;
+} muon_iov_t;
+
+/**
+ * Publish a batch: msgs[0] .. msgs[n-1], in that order, with consecutive
+ * sequence numbers, each accepted or refused exactly as by muon_publish().
+ * The whole batch goes into the send log before any of it is handed to a
+ * transport, so it travels together: over tcp in one send(), over verbs in
+ * one RDMA write per subscriber (one work request, one completion at the
+ * subscriber, as long as it fits the ring's free space), where n calls of
+ * muon_publish() would each post their own. With only shm subscribers each
+ * message goes straight into the ring, as by muon_publish().
+ *
+ * The first refused message ends the batch; the ones before it are
+ * published, and calling again with the rest returns why it was refused.
+ * Nothing is read from `msgs` after the call returns.
+ * @param first_seq set to the first message's sequence number when the
+ *        call returns 1 or more; may be NULL.
+ * @return the number of messages published, 1 to n; 0 when n is 0; or,
+ *         when the first message is refused and nothing was published,
+ *         the status muon_publish() gives (MUON_EBACKPRESSURE,
+ *         MUON_ETOOBIG, MUON_ESTATE), or MUON_EINVAL: pub NULL, msgs NULL
+ *         with n above 0, n above INT_MAX, or a message with NULL data
+ *         and a non-zero len (checked for the whole batch first: then
+ *         nothing is published).
+ */
+MUON_API int muon_publishv(muon_pub_t *pub, const muon_iov_t *msgs,
+			   unsigned n, int64_t *first_seq);
+
 /**
  * Zero-copy publish. muon_claim() reserves `len` bytes in the send log and
  * sets *buf to them; fill them, then muon_commit() to send (it returns the
