@@ -206,18 +206,11 @@ int64_t muon_publish(muon_pub_t *pub, const void *data, size_t len)
 int muon_publishv(muon_pub_t *pub, const muon_iov_t *msgs, unsigned n,
 		  int64_t *first_seq)
 {
-	unsigned i;
-
 	if (MUONI_UNLIKELY(!pub || (!msgs && n)))
 		return MUONI_ERR(MUON_EINVAL, "muon_publishv: NULL argument");
 	if (MUONI_UNLIKELY(n > INT_MAX))
 		return MUONI_ERR(MUON_EINVAL, "muon_publishv: %u messages, "
 				 "above INT_MAX", n);
-	for (i = 0; i < n; i++)
-		if (MUONI_UNLIKELY(!msgs[i].data && msgs[i].len))
-			return MUONI_ERR(MUON_EINVAL, "muon_publishv: message "
-					 "%u of %u: NULL data, %zu bytes", i,
-					 n, msgs[i].len);
 	return muoni_publishv(pub, msgs, n, first_seq);
 }
 

@@ -412,9 +412,11 @@ pub_publish_any(struct muon_pub *p, const void *data, size_t len)
  * line: at 32 bytes the stores per message set the rate. Anything else,
  * including a full ring, goes to pub_publish_any() with nothing written
  * (reserve_fast() may have evicted the oldest frame, which that path would
- * evict too).
+ * evict too). Returns the sequence number, or 0 for "take the general
+ * path". Inlined into both publish calls, each a lane without calls.
  */
-int64_t muoni_publish(struct muon_pub *p, const void *data, size_t len)
+static inline __attribute__((always_inline)) int64_t
+pub_publish_fast(struct muon_pub *p, const void *data, size_t len)
 {
 	struct muoni_sender *s;
 	struct muoni_conn *c;
@@ -424,16 +426,16 @@ int64_t muoni_publish(struct muon_pub *p, const void *data, size_t len)
 	if (p->n_senders != 1 || p->claim_open || p->closing ||
 	    p->bp_reported || len > MUONI_PUB_FAST_MAX ||
 	    len > p->ctx->cfg.max_msg_size)
-		goto any;
+		return 0;
 	s = p->senders[0];
 	c = s->conn;
 	if (s->pos != head || !c->mring || c->ctl_len ||
 	    head + muoni_align8(MUONI_FRAME_HDR_LEN + (uint32_t)len) > p->limit)
-		goto any;
+		return 0;
 	h = muoni_sendlog_reserve_fast(&p->log, (uint32_t)len);
 	if (!h || !muoni_mring_put_fast(c->mring, p->stream_id, seq, data,
 					(uint32_t)len))
-		goto any;
+		return 0;
 	muoni_copy_small((unsigned char *)(h + 1), data, len);
 	seq = muoni_sendlog_commit(&p->log, (uint32_t)len);
 	s->pos = p->log.head;
@@ -441,8 +443,13 @@ int64_t muoni_publish(struct muon_pub *p, const void *data, size_t len)
 	p->ctx->ctr.msgs_sent++;
 	p->ctx->ctr.bytes_sent += len;
 	return (int64_t)seq;
-any:
-	return pub_publish_any(p, data, len);
+}
+
+int64_t muoni_publish(struct muon_pub *p, const void *data, size_t len)
+{
+	int64_t seq = pub_publish_fast(p, data, len);
+
+	return MUONI_LIKELY(seq) ? seq : pub_publish_any(p, data, len);
 }
 
 /* Whether every subscriber is on shm: then a batch gains nothing over
@@ -466,6 +473,12 @@ static bool pub_all_shm(const struct muon_pub *p)
  * batch behind (back-pressure too early, or, under MUON_SLOW_DROP, a
  * subscriber cut for what it was never sent).
  */
+static int publishv_null(unsigned i, unsigned n, size_t len)
+{
+	return MUONI_ERR(MUON_EINVAL, "muon_publishv: message %u of %u: NULL "
+			 "data, %zu bytes", i, n, len);
+}
+
 int muoni_publishv(struct muon_pub *p, const muon_iov_t *msgs, unsigned n,
 		   int64_t *first_seq)
 {
@@ -475,8 +488,16 @@ int muoni_publishv(struct muon_pub *p, const muon_iov_t *msgs, unsigned n,
 
 	if (pub_all_shm(p)) {
 		for (; i < n; i++) {
-			int64_t seq = muoni_publish(p, msgs[i].data,
-						    msgs[i].len);
+			int64_t seq;
+
+			if (MUONI_UNLIKELY(!msgs[i].data && msgs[i].len)) {
+				rc = publishv_null(i, n, msgs[i].len);
+				break;
+			}
+			seq = pub_publish_fast(p, msgs[i].data, msgs[i].len);
+			if (!seq)
+				seq = pub_publish_any(p, msgs[i].data,
+						      msgs[i].len);
 			if (seq < 0) {
 				rc = (int)seq;
 				break;
@@ -488,6 +509,10 @@ int muoni_publishv(struct muon_pub *p, const muon_iov_t *msgs, unsigned n,
 			struct muoni_frame_hdr *h;
 			uint64_t need = 0;
 
+			if (MUONI_UNLIKELY(!msgs[i].data && len)) {
+				rc = publishv_null(i, n, len);
+				break;
+			}
 			if (i && len <= p->ctx->cfg.max_msg_size &&
 			    p->log.head + muoni_sendlog_need(&p->log,
 							     (uint32_t)len) >

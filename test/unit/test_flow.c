@@ -652,13 +652,21 @@ static void test_publishv(const char *tp)
 	assert_int_equal(muon_publishv(pub, NULL, 0, NULL), 0);
 	assert_int_equal(muon_publishv(pub, NULL, 1, &first), MUON_EINVAL);
 	assert_int_equal(muon_publishv(NULL, iov, 1, &first), MUON_EINVAL);
-	iov[0] = (muon_iov_t){bufs[0], 1};
-	iov[1] = (muon_iov_t){NULL, 1};
+	iov[0] = (muon_iov_t){NULL, 1};
 	assert_int_equal(muon_publishv(pub, iov, 2, &first), MUON_EINVAL);
-	assert_non_null(strstr(muon_errmsg(), "message 1 of 2"));
+	assert_non_null(strstr(muon_errmsg(), "message 0 of 2"));
 	assert_int_equal(muon_publishv(pub, iov, (unsigned)INT_MAX + 1,
 				       &first), MUON_EINVAL);
 	assert_true(first == -1);
+	/* A NULL message later in a batch ends it there, like a refusal. */
+	ut_fill(bufs[0], ut_len_for(1, 0, MAXLEN), 1);
+	iov[0] = (muon_iov_t){bufs[0], ut_len_for(1, 0, MAXLEN)};
+	iov[1] = (muon_iov_t){NULL, 1};
+	assert_int_equal(muon_publishv(pub, iov, 2, &first), 1);
+	assert_true(first == 1);
+	assert_int_equal(muon_publishv(pub, iov + 1, 1, &first), MUON_EINVAL);
+	assert_non_null(strstr(muon_errmsg(), "message 0 of 1"));
+	seq = 1;
 
 	dl = ut_now_ms() + 4 * DEADLINE_MS;
 	/* Until N are published and some batch was cut short by

@@ -469,8 +469,8 @@ typedef struct muon_iov {
  *         the status muon_publish() gives (MUON_EBACKPRESSURE,
  *         MUON_ETOOBIG, MUON_ESTATE), or MUON_EINVAL: pub NULL, msgs NULL
  *         with n above 0, n above INT_MAX, or a message with NULL data
- *         and a non-zero len (checked for the whole batch first: then
- *         nothing is published).
+ *         and a non-zero len (refused like any other: the ones before it
+ *         are published).
  */
 MUON_API int muon_publishv(muon_pub_t *pub, const muon_iov_t *msgs,
 			   unsigned n, int64_t *first_seq);
