@@ -464,6 +464,12 @@ static bool pub_all_shm(const struct muon_pub *p)
 	return true;
 }
 
+static int publishv_null(unsigned i, unsigned n, size_t len)
+{
+	return MUONI_ERR(MUON_EINVAL, "muon_publishv: message %u of %u: NULL "
+			 "data, %zu bytes", i, n, len);
+}
+
 /*
  * A batch: every message into the send log first, then one push per
  * sender, which hands the transport the whole run (one send() on tcp, one
@@ -473,12 +479,6 @@ static bool pub_all_shm(const struct muon_pub *p)
  * batch behind (back-pressure too early, or, under MUON_SLOW_DROP, a
  * subscriber cut for what it was never sent).
  */
-static int publishv_null(unsigned i, unsigned n, size_t len)
-{
-	return MUONI_ERR(MUON_EINVAL, "muon_publishv: message %u of %u: NULL "
-			 "data, %zu bytes", i, n, len);
-}
-
 int muoni_publishv(struct muon_pub *p, const muon_iov_t *msgs, unsigned n,
 		   int64_t *first_seq)
 {
