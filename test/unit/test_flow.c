@@ -24,6 +24,8 @@
  *                  subscriber reads only when the publisher is refused):
  *                  everything accepted arrives once, in order; on tcp
  *                  and verbs a batch costs about one push
+ *   publishv_drop  MUON_SLOW_DROP and batches twice the send log's size
+ *                  to a subscriber that keeps up: nobody is cut
  */
 #include "unit_util.h"
 
@@ -749,6 +751,64 @@ static void test_publishv(const char *tp)
 	finish(tp);
 }
 
+/* A batch larger than the send log must be offered to subscribers while
+ * it is written: judged by cursors that were never offered it, a
+ * subscriber that keeps up would look a log behind and be cut. */
+static void test_publishv_drop(const char *tp)
+{
+	enum { B = 40, BATCHES = 300 };
+	static uint8_t bufs[B][1024];
+	muon_iov_t iov[B];
+	muon_pub_config_t pcfg;
+	muon_pub_t *pub;
+	muon_sub_t *sub = NULL;
+	struct ut_rx rx;
+	uint64_t seq = 0, dl = ut_now_ms() + 4 * DEADLINE_MS;
+	muon_counters_t ctr;
+	unsigned k, i;
+
+	ut_rx_init(&rx, "pvdrop", 700, 1000);
+	/* 16 KiB of log; a batch is 40 messages of 700-1000 bytes. */
+	pub_config(&pcfg, 16384);
+	pcfg.slow_policy = MUON_SLOW_DROP;
+	pcfg.slow_timeout_ms = 1000;
+	pub = open_pair(tp, "pvdrop", &pcfg, &rx, MUON_START_LATEST, &sub);
+	for (k = 0; k < BATCHES && !fx.ev_slow_drop; k++) {
+		unsigned done = 0;
+
+		for (i = 0; i < B; i++) {
+			size_t len = ut_len_for(seq + 1 + i, 700, 1000);
+
+			ut_fill(bufs[i], len, seq + 1 + i);
+			iov[i] = (muon_iov_t){bufs[i], len};
+		}
+		while (done < B) {
+			int rc = muon_publishv(pub, iov + done, B - done, NULL);
+
+			if (rc <= 0)
+				fail_msg("%s: batch %u: %d under MUON_SLOW_DROP:"
+					 " %s", tp, k, rc, muon_errmsg());
+			done += (unsigned)rc;
+		}
+		seq += B;
+		/* The subscriber reads everything sent before the next. */
+		UT_POLL_UNTIL(fx.pc, fx.sc, DEADLINE_MS,
+			      rx.last_seq >= seq || fx.ev_slow_drop ||
+				      ut_now_ms() > dl,
+			      "%s: batch %u not received (%llu of %llu)", tp,
+			      k, (unsigned long long)rx.n_msgs,
+			      (unsigned long long)seq);
+	}
+	ctr = ut_counters(fx.pc);
+	if (ctr.slow_drops || fx.ev_slow_drop)
+		fail_msg("%s: a subscriber that kept up was cut after batch %u",
+			 tp, k);
+	expect_clean(&rx, "publishv_drop");
+	assert_true(rx.n_msgs == seq);
+	assert_int_equal(rx.n_loss, 0);
+	finish(tp);
+}
+
 /* -------------------------------------------------- no stranded messages */
 
 /* A burst, published until the transport holds some of it back (on tcp
@@ -928,6 +988,7 @@ BOTH(test_poll_flushes)
 BOTH(test_arm_flushes)
 BOTH(test_unpolled_drop)
 BOTH(test_publishv)
+BOTH(test_publishv_drop)
 
 #define T(fn)                                                            \
 	cmocka_unit_test_setup_teardown(fn##_shm, setup, teardown),       \
@@ -951,6 +1012,7 @@ int main(int argc, char **argv)
 		T(test_arm_flushes),
 		T(test_unpolled_drop),
 		T(test_publishv),
+		T(test_publishv_drop),
 	};
 
 	if (argc > 1)
