@@ -1339,10 +1339,11 @@ static int run_flat(struct pubside *p, const struct phase *ph,
 			muon_pub_t *pub = p->pubs[i];
 			uint64_t seq = p->next_n[i];
 
+			unsigned k = 0; /* --batch: messages staged */
+
 			for (uint64_t b = 0; b < n; b++, seq++) {
 				uint64_t st = sampled && lat_sampled(seq) ?
 						      bench_now_ns() : now;
-				unsigned k = (unsigned)(b % burst);
 
 				if (!o->batch) {
 					put_payload(f, p->buf, st, seq);
@@ -1350,10 +1351,12 @@ static int run_flat(struct pubside *p, const struct phase *ph,
 						return -1;
 					continue;
 				}
-				put_payload(f, p->bbuf + k * size, st, seq);
-				if ((k + 1 == burst || b + 1 == n) &&
-				    publish_batch(p, pub, k + 1) != 0)
+				put_payload(f, p->bbuf + k++ * size, st, seq);
+				if (k < burst && b + 1 < n)
+					continue;
+				if (publish_batch(p, pub, k) != 0)
 					return -1;
+				k = 0;
 			}
 			p->next_n[i] = seq;
 		}
