@@ -17,6 +17,7 @@
 #     ib_write_bw -R                     perftest: RC RDMA WRITE stream
 #     ucx_perftest -x rc_verbs -t am_bw  UCX (UCT) RC active messages, one way
 #     muon-bench throughput --transport verbs --raw
+#     muon-bench throughput --transport verbs --burst 32 --batch
 #                                        muon publisher to subscriber, and
 #                                        the bare WRITE_WITH_IMM stream
 # (perftest and UCX as a server in the background and a client), and prints
@@ -321,6 +322,25 @@ throughput() { # SIZE
 		brow "muon verbs (muon-bench)" "$s" "$m_a" "delivered, at the receiver"
 	else
 		brow "muon verbs (muon-bench)" "$s" - "$m_why"
+	fi
+	# The same with muon_publishv(): 32 messages per RDMA write.
+	t="muon verbs, batches of 32"
+	mbf=$work/mb-batch-$s
+	timeout "$tmo" "$mb" throughput --transport verbs --addr "$addr" \
+		--size "$s" --count "$msgs" --burst 32 --batch --json \
+		> "$mbf.out" 2> "$mbf.err"
+	mrc=$?
+	b_a=
+	[ "$mrc" != 0 ] || b_a=$(mb_get "$mbf.out" muon sub .msgs_per_s)
+	if [ -n "$b_a" ]; then
+		brow "$t" "$s" "$b_a" "delivered; muon_publishv(), --batch"
+	else
+		failed=1
+		why=$(reason "$mbf.err" "$mrc")
+		[ "$mrc" = 124 ] && why="timed out after $tmo s; $why"
+		echo "$me: muon-bench throughput --batch ($s B) failed (exit $mrc):" >&2
+		show_files "$mbf.err"
+		brow "$t" "$s" - "muon: failed: $why"
 	fi
 }
 
