@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -290,6 +291,8 @@ static void start_daemon(const char *muond, const char *lease_ms,
 	daemon_pid = fork();
 	CHECK(daemon_pid >= 0);
 	if (!daemon_pid) {
+		/* Also when this process dies of a signal (no atexit). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		execl(muond, muond, "--listen", "127.0.0.1:0", "--secret-file",
