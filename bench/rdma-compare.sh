@@ -189,6 +189,16 @@ reason() {
 	printf '%s' "$r" | sed 's/^muon-bench: //'
 }
 
+# mb_failure ERR_FILE STATUS WHAT: say on stderr that the muon-bench run
+# WHAT failed, with its output; print why, for the table.
+mb_failure() {
+	why=$(reason "$1" "$2")
+	[ "$2" = 124 ] && why="timed out after $tmo s; $why"
+	echo "$me: muon-bench $3 failed (exit $2):" >&2
+	show_files "$1"
+	printf '%s' "$why"
+}
+
 # muon_bench pingpong|throughput SIZE: muon-bench with --raw; sets m_* for
 # muon and r_* for the baseline (empty when missing) and m_why, r_why. A
 # run that fails on the muon side is followed by a --raw-only run.
@@ -205,11 +215,8 @@ muon_bench() {
 		[ -n "$m_a" ] || m_why="muon: failed: no figures in the output"
 	else
 		failed=1
-		why=$(reason "$mbf.err" "$mrc")
-		[ "$mrc" = 124 ] && why="timed out after $tmo s; $why"
-		echo "$me: muon-bench $mode --raw ($s B) failed (exit $mrc):" >&2
-		show_files "$mbf.err"
-		m_why="muon: failed: $why"
+		m_why="muon: failed: $(mb_failure "$mbf.err" "$mrc" \
+			"$mode --raw ($s B)")"
 		timeout "$tmo" "$mb" "$mode" --transport verbs --addr "$addr" --raw-only \
 			--size "$s" --count "$n" --json > "$mbf.raw.out" 2> "$mbf.raw.err"
 		rrc=$?
@@ -217,11 +224,8 @@ muon_bench() {
 			mb_values "$mbf.raw.out"
 			m_a='' m_b=''
 		else
-			why=$(reason "$mbf.raw.err" "$rrc")
-			[ "$rrc" = 124 ] && why="timed out after $tmo s; $why"
-			echo "$me: muon-bench $mode --raw-only ($s B) failed (exit $rrc):" >&2
-			show_files "$mbf.raw.err"
-			r_why="raw: failed: $why"
+			r_why="raw: failed: $(mb_failure "$mbf.raw.err" "$rrc" \
+				"$mode --raw-only ($s B)")"
 		fi
 	fi
 	[ -n "$r_a" ] || [ -n "$r_why" ] || r_why="raw: failed: no figures in the output"
@@ -336,11 +340,8 @@ throughput() { # SIZE
 		brow "$t" "$s" "$b_a" "delivered; muon_publishv(), --batch"
 	else
 		failed=1
-		why=$(reason "$mbf.err" "$mrc")
-		[ "$mrc" = 124 ] && why="timed out after $tmo s; $why"
-		echo "$me: muon-bench throughput --batch ($s B) failed (exit $mrc):" >&2
-		show_files "$mbf.err"
-		brow "$t" "$s" - "muon: failed: $why"
+		brow "$t" "$s" - "muon: failed: $(mb_failure "$mbf.err" \
+			"$mrc" "throughput --batch ($s B)")"
 	fi
 }
 
