@@ -866,7 +866,8 @@ static void sc_fanout(void)
 	report_subs(subs, 3);
 }
 
-/* 3 publishers (one using claim/commit), 1 subscriber */
+/* 3 publishers (one using claim/commit, one muon_publishv() batches),
+ * 1 subscriber */
 static void sc_fanin(void)
 {
 	uint64_t n = scaled(1000000, 1000);
@@ -892,6 +893,10 @@ static void sc_fanin(void)
 		if (i == 1) {
 			arg(&a, "--api");
 			arg(&a, "claim");
+		}
+		if (i == 2) {
+			arg(&a, "--api");
+			arg(&a, "publishv");
 		}
 		pubs[i] = spawn(name, 1, &a);
 	}

@@ -46,6 +46,7 @@ struct pub_opts {
 	uint32_t rate_mbps;
 	int slow_policy;
 	int use_claim;
+	int use_batch;
 	int allow_errors;
 	int log_level;
 };
@@ -57,6 +58,8 @@ struct pub_state {
 	pattern_t pat;
 	size_spec_t sizes;
 	uint8_t *scratch;
+	uint8_t *batch_buf;  /* --api publishv: PUB_BATCH_MAX messages */
+	muon_iov_t *batch_iov;
 	uint64_t next_seq;
 	uint64_t msgs;
 	uint64_t bytes;
@@ -296,16 +299,83 @@ static void publish_one(struct pub_state *st)
 	rate_limit(st, len);
 }
 
+/* --api publishv: batches of 1 to PUB_BATCH_MAX messages, the size of
+ * each drawn from the sequence so that a run is reproducible. */
+#define PUB_BATCH_MAX 32u
+
+static unsigned batch_size(uint64_t seq, uint64_t left)
+{
+	uint64_t k = 1 + ((seq * 0x9e3779b97f4a7c15ull) >> 59); /* 1..32 */
+
+	return (unsigned)(k < left ? k : left);
+}
+
+/* Publish the n messages from st->next_seq with muon_publishv(), going on
+ * after back-pressure cut a batch short. */
+static void publish_batch(struct pub_state *st, unsigned n)
+{
+	uint64_t first_seq = st->next_seq, t_first = 0, stall, bytes = 0;
+	size_t slot = (size_t)st->sizes.size + 8;
+	unsigned i, done = 0, spins = 0;
+	int64_t first;
+
+	for (i = 0; i < n; i++) {
+		size_t len = pattern_len(&st->pat, first_seq + i);
+
+		pattern_fill(&st->pat, first_seq + i, st->batch_buf + i * slot);
+		st->batch_iov[i] = (muon_iov_t){st->batch_buf + i * slot, len};
+		bytes += len;
+	}
+	while (done < n) {
+		int got = muon_publishv(st->pub, st->batch_iov + done,
+					n - done, &first);
+
+		if (got == MUON_EBACKPRESSURE) {
+			if (!t_first)
+				t_first = now_ns();
+			on_backpressure(st, first_seq + done, t_first, &spins);
+			continue;
+		}
+		if (got <= 0)
+			die_muon(got, "muon_publishv(%u messages) from seq %"
+				 PRIu64, n - done, first_seq + done);
+		if ((uint64_t)first != first_seq + done)
+			die("muon_publishv: first_seq %" PRId64 ", expected %"
+			    PRIu64, first, first_seq + done);
+		done += (unsigned)got;
+	}
+	if (t_first) {
+		stall = now_ns() - t_first;
+		if (stall > st->max_stall_ns)
+			st->max_stall_ns = stall;
+	}
+	st->next_seq += n;
+	st->msgs += n;
+	st->bytes += bytes;
+	poll_ctx(st);
+	rate_limit(st, bytes);
+}
+
 static void publish_range(struct pub_state *st, uint64_t n)
 {
-	uint64_t i;
+	uint64_t i, next_note = 0;
 
 	st->rate_t0 = now_ns();
 	st->rate_bytes = 0;
-	for (i = 0; i < n; i++) {
-		publish_one(st);
-		if ((i & 1023) == 0)
+	for (i = 0; i < n;) {
+		if (st->o.use_batch) {
+			unsigned k = batch_size(st->next_seq, n - i);
+
+			publish_batch(st, k);
+			i += k;
+		} else {
+			publish_one(st);
+			i++;
+		}
+		if (i >= next_note) {
 			progress(st, "publishing");
+			next_note = i + 1024;
+		}
 	}
 }
 
@@ -343,7 +413,8 @@ static void usage(void)
 		"  --sizes random|fixed:N --max-size B --max-msg-size B\n"
 		"  --send-log-size B --slow-policy bp|drop "
 		"--slow-timeout-ms MS\n"
-		"  --rate-mbps R --api publish|claim --max-stall-ms MS\n"
+		"  --rate-mbps R --api publish|claim|publishv "
+		"--max-stall-ms MS\n"
 		"  --wait-subs-ms MS --allow-errors --shm-dir D "
 		"--log-level L --name N\n"
 		"  --discovery DAEMONS (register with muond)\n");
@@ -420,8 +491,10 @@ int pub_main(int argc, char **argv)
 		case 'a':
 			if (strcmp(optarg, "claim") == 0)
 				o->use_claim = 1;
+			else if (strcmp(optarg, "publishv") == 0)
+				o->use_batch = 1;
 			else if (strcmp(optarg, "publish") != 0)
-				die("--api: publish or claim");
+				die("--api: publish, claim or publishv");
 			break;
 		case 'S': o->max_stall_ms = opt_u32("--max-stall-ms", optarg);
 			break;
@@ -487,13 +560,21 @@ int pub_main(int argc, char **argv)
 	st.scratch = malloc((size_t)st.sizes.size + 8);
 	if (!st.scratch)
 		die("out of memory");
+	if (o->use_batch) {
+		st.batch_buf = malloc(PUB_BATCH_MAX *
+				      ((size_t)st.sizes.size + 8));
+		st.batch_iov = calloc(PUB_BATCH_MAX, sizeof(*st.batch_iov));
+		if (!st.batch_buf || !st.batch_iov)
+			die("out of memory for batches of %u", PUB_BATCH_MAX);
+	}
 	st.next_seq = 1;
 	note("listening on %s, id %" PRIu64 ", stream %u, topic '%s', "
 	     "sizes %s max %u, policy %s, send log %u, api %s",
 	     ep, muon_ctx_id(st.ctx), muon_pub_stream_id(st.pub), o->topic,
 	     o->sizes_text, st.sizes.size,
 	     o->slow_policy == MUON_SLOW_DROP ? "drop" : "backpressure",
-	     o->send_log_size, o->use_claim ? "claim" : "publish");
+	     o->send_log_size,
+	     o->use_claim ? "claim" : o->use_batch ? "publishv" : "publish");
 	proto("LISTEN endpoint=%s id=%" PRIu64 " stream=%u", ep,
 	      muon_ctx_id(st.ctx), muon_pub_stream_id(st.pub));
 
@@ -546,6 +627,8 @@ int pub_main(int argc, char **argv)
 	muon_ctx_destroy(st.ctx);
 	pattern_free(&st.pat);
 	free(st.scratch);
+	free(st.batch_buf);
+	free(st.batch_iov);
 	note("finished");
 	return 0;
 }
